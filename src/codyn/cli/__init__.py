@@ -1,0 +1,1 @@
+"""The `codyn` command line: each command parses, calls the library, prints."""

@@ -1,0 +1,108 @@
+"""Data commands: headroom, info and the built-in demo."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from codyn.analysis import headroom
+from codyn.cli.main import app
+from codyn.cli.output import console, print_json, table
+from codyn.data.routing import RoutingData
+
+DataPath = Annotated[Path, typer.Argument(help="A routing data set (.parquet from `codyn import`).")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def print_headroom(report: dict[str, Any], title: str) -> None:
+    """Summary line, per-model table and (when present) the per-task table."""
+    console.print(
+        f"[bold]{title}[/bold]: {report['n_prompts']} prompts; SBS [cyan]{report['sbs_model']}"
+        f"[/cyan] {report['sbs_mean']:.3f}, oracle {report['oracle_mean']:.3f}, "
+        f"gap {report['oracle_gap']:.3f}, winner-change rate "
+        f"{report['winner_change_rate']:.3f} (cheapest-winner {report['cheapest_winner_change_rate']:.3f})"
+    )
+    rows = [
+        [m["name"], m["mean_score"], m["mean_cost"], m["cheapest_best_share"]]
+        for m in report["models"]
+    ]
+    console.print(
+        table("Models", ["model", "mean score", "mean cost", "cheapest-best share"], rows)
+    )
+    if "tasks" in report:
+        task_rows = [
+            [task, t["n_prompts"], t["sbs_model"], t["sbs_mean"], t["oracle_mean"],
+             t["oracle_gap"], t["winner_change_rate"]]
+            for task, t in report["tasks"].items()
+        ]
+        console.print(
+            table("By task", ["task", "prompts", "SBS", "SBS mean", "oracle", "gap", "WCR"],
+                  task_rows)
+        )
+    console.print(report["cost_note"])
+
+
+@app.command("headroom")
+def headroom_command(
+    data: DataPath,
+    by_task: Annotated[bool, typer.Option("--by-task", help="Also report every task.")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Oracle-gap screening (CoDyn eq. 1): SBS, oracle, gap and winner-change rate."""
+    routing = RoutingData.load(data)
+    report = headroom(routing, by_task=by_task)
+    if as_json:
+        print_json(report)
+    else:
+        print_headroom(report, str(data))
+
+
+@app.command("info")
+def info_command(data: DataPath, as_json: AsJson = False) -> None:
+    """What a routing data set holds: prompts, models, tasks, costs and notes."""
+    routing = RoutingData.load(data)
+    tasks = Counter(routing.tasks.tolist())
+    payload = {
+        "path": str(data),
+        "n_prompts": routing.n_prompts,
+        "models": [m.to_dict() for m in routing.models],
+        "tasks": dict(sorted(tasks.items())),
+        "cost_basis": routing.cost_basis,
+        "cost_note": routing.describe_costs(),
+        "missing_scores": int(np.isnan(routing.score).sum()),
+        "has_tokens": routing.tokens_in is not None,
+        "has_samples": routing.samples is not None,
+        "has_responses": routing.responses is not None,
+        "source": routing.source,
+        "notes": routing.notes,
+    }
+    if as_json:
+        print_json(payload)
+        return
+    console.print(f"[bold]{data}[/bold]: {routing.n_prompts} prompts x {routing.n_models} models")
+    console.print(
+        table("Models", ["model", "input $/1M", "output $/1M"],
+              [[m.name, m.input_price, m.output_price] for m in routing.models])
+    )
+    console.print(table("Tasks", ["task", "prompts"], [[t, n] for t, n in sorted(tasks.items())]))
+    console.print(routing.describe_costs())
+    for note in routing.notes:
+        console.print(f"note: {note}")
+
+
+@app.command("demo")
+def demo_command(as_json: AsJson = False) -> None:
+    """Run codyn on its built-in data (an MIT-licensed slice of LLMRouter): headroom by task."""
+    from codyn.data.demo import load_demo
+
+    routing = load_demo()
+    report = headroom(routing, by_task=True)
+    if as_json:
+        print_json({"headroom": report})
+        return
+    console.print(f"Built-in demo data: {routing.source}")
+    print_headroom(report, "Headroom")

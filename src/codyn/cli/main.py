@@ -1,0 +1,32 @@
+"""The one Typer app. Commands live in small modules that register themselves on `app`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from codyn.errors import CodynError
+
+app = typer.Typer(
+    help="codyn: LLM routing for coding tasks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+from codyn.cli import data_commands  # noqa: E402,F401  (registers commands on `app`)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point: a `CodynError` becomes one line on stderr and exit code 1."""
+    try:
+        app(args=list(argv) if argv is not None else None, prog_name="codyn")
+    except CodynError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

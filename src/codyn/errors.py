@@ -1,0 +1,34 @@
+"""Errors that users see as one clear line, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CodynError(Exception):
+    """Base class for errors the CLI reports as a single line and a non-zero exit."""
+
+
+class DataError(CodynError, ValueError):
+    """Bad input data: says which file, which row or column, and what was expected."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        row: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        self.path = None if path is None else str(path)
+        self.row = row
+        self.column = column
+        self.detail = message
+        where = []
+        if self.path:
+            where.append(self.path)
+        if row is not None:
+            where.append(f"row {row}")
+        if column is not None:
+            where.append(f"column {column!r}")
+        super().__init__(f"{': '.join([', '.join(where), message]) if where else message}")
