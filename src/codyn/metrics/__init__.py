@@ -1,5 +1,14 @@
 """Pure metric functions: numbers in, numbers out, each citing its paper's formula."""
 
+from codyn.metrics.binary import (
+    apgr,
+    calibrated_performance_gap,
+    cpt,
+    performance_gap_at_cost_advantage,
+    pgr,
+    strong_share_curve,
+)
+from codyn.metrics.curves import aiq, hull_area, hull_quality_at, upper_hull
 from codyn.metrics.headroom import (
     answered_prompts,
     cheapest_best_share,
@@ -11,15 +20,65 @@ from codyn.metrics.headroom import (
     sbs_index,
     winner_change_rate,
 )
+from codyn.metrics.quality_cost import (
+    affordability,
+    best_quality_within,
+    chosen_cells,
+    cost_to_match,
+    curve_points,
+    models_above_share,
+    normalised_cost,
+    outcomes,
+    ranking_score,
+    selection_entropy,
+    selection_share,
+)
+from codyn.metrics.stats import (
+    RandomMixtureCurve,
+    RandomRouterResult,
+    bootstrap_interval,
+    paired_bootstrap,
+    paired_bootstrap_aiq,
+    random_mixture_curve,
+    random_router,
+)
 
 __all__ = [
+    "RandomMixtureCurve",
+    "RandomRouterResult",
+    "affordability",
+    "aiq",
     "answered_prompts",
+    "apgr",
+    "best_quality_within",
+    "bootstrap_interval",
+    "calibrated_performance_gap",
     "cheapest_best_share",
     "cheapest_winner_change_rate",
+    "chosen_cells",
+    "cost_to_match",
+    "cpt",
+    "curve_points",
+    "hull_area",
+    "hull_quality_at",
     "model_means",
+    "models_above_share",
+    "normalised_cost",
     "oracle_choice",
     "oracle_gap",
     "oracle_mean",
+    "outcomes",
+    "paired_bootstrap",
+    "paired_bootstrap_aiq",
+    "performance_gap_at_cost_advantage",
+    "pgr",
+    "random_mixture_curve",
+    "random_router",
+    "ranking_score",
     "sbs_index",
+    "selection_entropy",
+    "selection_share",
+    "strong_share_curve",
+    "upper_hull",
     "winner_change_rate",
 ]
