@@ -1,0 +1,88 @@
+"""DynaRoute's rule: predicted difficulty -> cost tier -> best predicted model within the tier."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from codyn.errors import CodynError
+from codyn.policy.base import FloatArray, IntArray, Policy, argmax_cheapest, check_inputs, flip_grid
+
+Difficulty = Callable[[FloatArray], ArrayLike]
+
+
+@dataclass(frozen=True)
+class TiersPolicy(Policy):
+    """Difficulty thresholds pick a cost tier; the tier's best predicted model answers.
+
+    Models are bucketed by cost percentile into ``len(thresholds) + 1`` cumulative tiers, as in
+    DynaRoute: tier ``t`` holds the models costing at most the ``(t + 1) / n_tiers`` quantile of
+    ``model_costs``, so the top tier holds them all. A prompt of difficulty ``d`` goes to tier
+    ``#{thresholds <= d + offset}`` and there to the model with the best predicted quality
+    (ties -> cheaper). ``difficulty`` is a function of the predicted matrix returning one value
+    per prompt, or a column index ``j`` meaning ``1 - predicted[:, j]`` (how likely model ``j``
+    fails); the default is the cheapest model's column. Missing predictions count as hardest.
+
+    Knob ``offset`` (any real, default 0 = the difficulty as predicted) shifts every difficulty:
+    negative leans to cheap tiers, positive to expensive ones.
+    """
+
+    thresholds: Sequence[float] = (1 / 3, 2 / 3)
+    difficulty: int | Difficulty | None = None
+    knob_name: ClassVar[str] = "offset"
+
+    def __post_init__(self) -> None:
+        steps = np.diff(np.asarray(self.thresholds, dtype=np.float64))
+        if len(self.thresholds) == 0 or (steps <= 0).any():
+            raise CodynError(
+                f"thresholds must be one or more increasing numbers, got {list(self.thresholds)}"
+            )
+
+    def decide(self, predicted: ArrayLike, model_costs: ArrayLike, knob: float) -> IntArray:
+        pred, costs = check_inputs(predicted, model_costs)
+        tier = np.sum(self._shifted_thresholds(pred, costs) <= knob, axis=1)
+        return self._choice_per_tier(pred, costs)[np.arange(pred.shape[0]), tier]
+
+    def knob_grid(
+        self, predicted: ArrayLike, model_costs: ArrayLike, n_points: int | None = 50
+    ) -> FloatArray:
+        """Ascending offsets: one below the first flip (all in the cheapest tier), then every
+        ``threshold - difficulty`` where the chosen model changes (or their quantiles)."""
+        pred, costs = check_inputs(predicted, model_costs)
+        choice = self._choice_per_tier(pred, costs)
+        changes = choice[:, 1:] != choice[:, :-1]
+        return flip_grid(self._shifted_thresholds(pred, costs)[changes], n_points, past="below")
+
+    def _shifted_thresholds(self, pred: FloatArray, costs: FloatArray) -> FloatArray:
+        """``threshold - difficulty`` per prompt and threshold: the offsets where tiers change.
+
+        Deciding by comparing the offset with these exact numbers makes a grid value that equals
+        one reproduce its flip, free of rounding.
+        """
+        if callable(self.difficulty):
+            d = np.asarray(self.difficulty(pred), dtype=np.float64)
+        else:
+            column = int(np.argmin(costs)) if self.difficulty is None else self.difficulty
+            if not 0 <= column < pred.shape[1]:
+                raise CodynError(f"difficulty column {column} is out of range")
+            d = 1.0 - pred[:, column]
+        if d.shape != (pred.shape[0],):
+            raise CodynError(f"difficulty must give one value per prompt, got shape {d.shape}")
+        d = np.where(np.isnan(d), np.inf, d)
+        return np.asarray(self.thresholds, dtype=np.float64)[None, :] - d[:, None]
+
+    def _choice_per_tier(self, pred: FloatArray, costs: FloatArray) -> IntArray:
+        """``n x n_tiers``: the best predicted model (ties -> cheaper) within each cost tier.
+
+        Tier ``t`` holds the models costing at most the ``(t + 1) / n_tiers`` cost quantile.
+        """
+        n_tiers = len(self.thresholds) + 1
+        cutoffs = np.quantile(costs, np.arange(1, n_tiers + 1) / n_tiers)
+        return np.stack(
+            [argmax_cheapest(np.where(costs <= cut, pred, -np.inf), costs) for cut in cutoffs],
+            axis=1,
+        )
