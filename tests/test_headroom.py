@@ -27,9 +27,7 @@ COST = np.tile([1.0, 2.0, 10.0], (5, 1))
 
 def hand_data() -> RoutingData:
     return RoutingData(
-        prompts=[
-            {"id": f"p{i}", "text": f"t{i}", "task": "a" if i < 3 else "b"} for i in range(5)
-        ],
+        prompts=[{"id": f"p{i}", "text": f"t{i}", "task": "a" if i < 3 else "b"} for i in range(5)],
         models=["cheap", "mid", "dear"],
         score=SCORE,
         cost=COST,
@@ -81,8 +79,15 @@ def test_cli_headroom_json_and_table(tmp_path):
     result = run_cli("headroom", path, "--by-task", "--json")
     assert result.code == 0, result.stderr
     payload = json.loads(result.stdout)
-    for key in ("sbs_model", "sbs_mean", "oracle_mean", "oracle_gap", "winner_change_rate",
-                "models", "tasks"):
+    for key in (
+        "sbs_model",
+        "sbs_mean",
+        "oracle_mean",
+        "oracle_gap",
+        "winner_change_rate",
+        "models",
+        "tasks",
+    ):
         assert key in payload
     assert payload["oracle_mean"] == pytest.approx(0.7)
     text = run_cli("headroom", path)

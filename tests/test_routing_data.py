@@ -13,8 +13,13 @@ from codyn.errors import DataError
 def make_data(n: int = 12, tasks: tuple[str, ...] = ("code", "math")) -> RoutingData:
     rng = np.random.default_rng(0)
     prompts = [
-        {"id": f"p{i}", "text": f"prompt {i}", "task": tasks[i % len(tasks)],
-         "language": "python" if i % 2 == 0 else None, "metadata": {"k": i}}
+        {
+            "id": f"p{i}",
+            "text": f"prompt {i}",
+            "task": tasks[i % len(tasks)],
+            "language": "python" if i % 2 == 0 else None,
+            "metadata": {"k": i},
+        }
         for i in range(n)
     ]
     score = rng.integers(0, 2, size=(n, 3)).astype(float)
@@ -68,7 +73,7 @@ def test_newer_format_version_is_refused(tmp_path):
 def test_not_parquet_and_missing_file(tmp_path):
     bad = tmp_path / "bad.parquet"
     bad.write_text("hello")
-    with pytest.raises(DataError, match="bad.parquet"):
+    with pytest.raises(DataError, match=r"bad\.parquet"):
         RoutingData.load(bad)
     with pytest.raises(DataError, match="no such file"):
         RoutingData.load(tmp_path / "absent.parquet")

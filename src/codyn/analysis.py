@@ -37,15 +37,22 @@ def _headroom_of(score: np.ndarray, cost: np.ndarray, names: list[str]) -> dict[
     answered = hr.answered_prompts(score)
     score, cost = score[answered], cost[answered]
     if len(score) == 0:
-        return {"n_prompts": 0, "sbs_model": None, "sbs_mean": np.nan, "oracle_mean": np.nan,
-                "oracle_gap": np.nan, "winner_change_rate": np.nan,
-                "cheapest_winner_change_rate": np.nan, "models": []}
+        return {
+            "n_prompts": 0,
+            "sbs_model": None,
+            "sbs_mean": np.nan,
+            "oracle_mean": np.nan,
+            "oracle_gap": np.nan,
+            "winner_change_rate": np.nan,
+            "cheapest_winner_change_rate": np.nan,
+            "models": [],
+        }
     sbs = hr.sbs_index(score, cost)
     means = hr.model_means(score)
     mean_cost = hr.model_means(cost)
     shares = hr.cheapest_best_share(score, cost)
     return {
-        "n_prompts": int(len(score)),
+        "n_prompts": len(score),
         "sbs_model": names[sbs],
         "sbs_mean": float(means[sbs]),
         "oracle_mean": hr.oracle_mean(score),

@@ -10,7 +10,10 @@ class CodynError(Exception):
 
 
 class DataError(CodynError, ValueError):
-    """Bad input data: says which file, which row or column, and what was expected."""
+    """Bad input data: says which file, which line or column, and what was expected.
+
+    ``row`` is the line number a user sees in the file (the header of a CSV is line 1).
+    """
 
     def __init__(
         self,
@@ -28,7 +31,7 @@ class DataError(CodynError, ValueError):
         if self.path:
             where.append(self.path)
         if row is not None:
-            where.append(f"row {row}")
+            where.append(f"line {row}")
         if column is not None:
             where.append(f"column {column!r}")
         super().__init__(f"{': '.join([', '.join(where), message]) if where else message}")

@@ -14,7 +14,9 @@ from codyn.cli.main import app
 from codyn.cli.output import console, print_json, table
 from codyn.data.routing import RoutingData
 
-DataPath = Annotated[Path, typer.Argument(help="A routing data set (.parquet from `codyn import`).")]
+DataPath = Annotated[
+    Path, typer.Argument(help="A routing data set (.parquet from `codyn import`).")
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
@@ -24,7 +26,8 @@ def print_headroom(report: dict[str, Any], title: str) -> None:
         f"[bold]{title}[/bold]: {report['n_prompts']} prompts; SBS [cyan]{report['sbs_model']}"
         f"[/cyan] {report['sbs_mean']:.3f}, oracle {report['oracle_mean']:.3f}, "
         f"gap {report['oracle_gap']:.3f}, winner-change rate "
-        f"{report['winner_change_rate']:.3f} (cheapest-winner {report['cheapest_winner_change_rate']:.3f})"
+        f"{report['winner_change_rate']:.3f} "
+        f"(cheapest-winner {report['cheapest_winner_change_rate']:.3f})"
     )
     rows = [
         [m["name"], m["mean_score"], m["mean_cost"], m["cheapest_best_share"]]
@@ -35,13 +38,21 @@ def print_headroom(report: dict[str, Any], title: str) -> None:
     )
     if "tasks" in report:
         task_rows = [
-            [task, t["n_prompts"], t["sbs_model"], t["sbs_mean"], t["oracle_mean"],
-             t["oracle_gap"], t["winner_change_rate"]]
+            [
+                task,
+                t["n_prompts"],
+                t["sbs_model"],
+                t["sbs_mean"],
+                t["oracle_mean"],
+                t["oracle_gap"],
+                t["winner_change_rate"],
+            ]
             for task, t in report["tasks"].items()
         ]
         console.print(
-            table("By task", ["task", "prompts", "SBS", "SBS mean", "oracle", "gap", "WCR"],
-                  task_rows)
+            table(
+                "By task", ["task", "prompts", "SBS", "SBS mean", "oracle", "gap", "WCR"], task_rows
+            )
         )
     console.print(report["cost_note"])
 
@@ -85,8 +96,11 @@ def info_command(data: DataPath, as_json: AsJson = False) -> None:
         return
     console.print(f"[bold]{data}[/bold]: {routing.n_prompts} prompts x {routing.n_models} models")
     console.print(
-        table("Models", ["model", "input $/1M", "output $/1M"],
-              [[m.name, m.input_price, m.output_price] for m in routing.models])
+        table(
+            "Models",
+            ["model", "input $/1M", "output $/1M"],
+            [[m.name, m.input_price, m.output_price] for m in routing.models],
+        )
     )
     console.print(table("Tasks", ["task", "prompts"], [[t, n] for t, n in sorted(tasks.items())]))
     console.print(routing.describe_costs())

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-console = Console(soft_wrap=True)
+# Piped output (files, CI logs, tests) gets a wide fixed width so model names are never cut.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 
 def _clean(value: Any) -> Any:

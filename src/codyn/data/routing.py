@@ -45,12 +45,16 @@ class Model:
 
     @property
     def blended_price(self) -> float | None:
-        """Mean of input and output price per 1M tokens (the per-call proxy when tokens are absent)."""
+        """Mean of input and output price per 1M tokens: the per-call proxy without tokens."""
         prices = [p for p in (self.input_price, self.output_price) if p is not None]
         return float(np.mean(prices)) if prices else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "input_price": self.input_price, "output_price": self.output_price}
+        return {
+            "name": self.name,
+            "input_price": self.input_price,
+            "output_price": self.output_price,
+        }
 
 
 def _as_matrix(value: Any, shape: tuple[int, int], name: str) -> np.ndarray:
@@ -111,9 +115,7 @@ class RoutingData:
         if self.samples is not None:
             self.samples = np.asarray(self.samples, dtype=np.float64)
             if self.samples.ndim != 3 or self.samples.shape[:2] != shape:
-                raise DataError(
-                    f"samples has shape {self.samples.shape}, expected {shape + ('k',)}"
-                )
+                raise DataError(f"samples has shape {self.samples.shape}, expected {(*shape, 'k')}")
         if self.responses is not None:
             responses = np.asarray(self.responses, dtype=object)
             if responses.shape != shape:
@@ -293,8 +295,10 @@ class RoutingData:
             columns["samples"] = [row.tolist() for row in self.samples]
         if self.responses is not None:
             columns["responses"] = [
-                [None if r is None or (isinstance(r, float) and math.isnan(r)) else str(r)
-                 for r in row]
+                [
+                    None if r is None or (isinstance(r, float) and math.isnan(r)) else str(r)
+                    for r in row
+                ]
                 for row in self.responses
             ]
         table = pa.table(columns)

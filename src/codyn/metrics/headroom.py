@@ -20,7 +20,7 @@ def _tie_break_cost(cost: np.ndarray | None, shape: tuple[int, int]) -> np.ndarr
 
 
 def model_means(values: np.ndarray) -> np.ndarray:
-    """Column means over the known (non-NaN) cells: each model's mean score or cost (NaN if none)."""
+    """Column means over known (non-NaN) cells: each model's mean score or cost (NaN if none)."""
     values = np.asarray(values, dtype=np.float64)
     counts = np.sum(~np.isnan(values), axis=0)
     return np.where(counts > 0, np.nansum(values, axis=0) / np.maximum(counts, 1), np.nan)
