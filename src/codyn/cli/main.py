@@ -16,7 +16,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-from codyn.cli import data_commands, import_command  # noqa: E402,F401  (register commands)
+from codyn.cli import data_commands, eval_command, import_command  # noqa: E402,F401
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,275 @@
+"""Evaluation: baselines equal direct computations, metric properties, JSON, CLI, anchors."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import codyn.cli.eval_command  # noqa: F401  (registers `codyn eval`)
+from codyn.data.routing import RoutingData
+from codyn.errors import CodynError, DataError
+from codyn.evaluate import EvaluationResult, evaluate
+from codyn.metrics.curves import aiq
+from codyn.routers.base import Router
+from tests.conftest import run_cli
+
+MODELS = ["tiny", "small", "mid", "large"]
+PRICE = np.array([0.1, 0.3, 1.0, 4.0])
+SKILL = np.array([0.35, 0.55, 0.65, 0.75])
+ROUTER_KEYS = {
+    "aiq",
+    "apgr",
+    "apgr_integral",
+    "cpt50",
+    "cpt80",
+    "cost_to_match_sbs",
+    "codyn_cost_at_sbs_q",
+    "best_quality_at_sbs_cost",
+    "aiq_diff_vs_zero",
+    "curve",
+    "binary_curve",
+    "selection_share",
+    "selection_entropy",
+    "q_at_zero",
+    "norm_cost_at_zero",
+    "family",
+    "learned",
+}
+
+
+def make_data(n: int = 240, seed: int = 1, costs: bool = True) -> RoutingData:
+    """0/1 scores from a latent difficulty (bigger models pass harder prompts), noisy costs."""
+    rng = np.random.default_rng(seed)
+    difficulty = rng.random(n)
+    score = (rng.random((n, 4)) * 0.5 + SKILL[None, :] > difficulty[:, None] + 0.25).astype(float)
+    cost = PRICE[None, :] * rng.uniform(0.8, 1.2, size=(n, 4)) if costs else None
+    return RoutingData(
+        prompts=[
+            {"id": f"q{i}", "text": f"task {i}: difficulty {d:.3f}"}
+            for i, d in enumerate(difficulty)
+        ],
+        models=MODELS,
+        score=score,
+        cost=cost,
+        cost_basis="observed" if costs else "unknown",
+    )
+
+
+class NoisyOracle(Router):
+    """A 'learned' router for tests: the true scores plus Gaussian noise."""
+
+    family = "noisy-oracle"
+
+    def __init__(self, noise: float = 0.6, seed: int = 0) -> None:
+        self.noise = noise
+        self.seed = seed
+
+    def _predict(self, texts: list[str], data: RoutingData | None) -> np.ndarray:
+        assert data is not None
+        rng = np.random.default_rng(self.seed)
+        return data.score + self.noise * rng.standard_normal(data.score.shape)
+
+
+@pytest.fixture(scope="module")
+def split() -> tuple[RoutingData, RoutingData]:
+    return make_data().split(0.5, seed=0)
+
+
+@pytest.fixture(scope="module")
+def result(split: tuple[RoutingData, RoutingData]) -> EvaluationResult:
+    train, test = split
+    return evaluate(train, test, ["random", "sbs", "cheapest", NoisyOracle()], n_boot=200)
+
+
+def test_oracle_bounds_every_router(result: EvaluationResult) -> None:
+    for r in result.routers.values():
+        assert result.oracle.aiq >= r.aiq
+        assert result.oracle.q_at_zero >= r.q_at_zero
+    assert result.oracle.aiq >= result.zero_router["aiq"]
+    # the noisy oracle is a useful router: above the zero router's hull on this data
+    assert result.routers["noisy-oracle"].aiq > result.routers["random"].aiq
+
+
+def test_sbs_and_oracle_rows_equal_direct_computation(
+    split: tuple[RoutingData, RoutingData], result: EvaluationResult
+) -> None:
+    train, test = split
+    sbs = int(np.argmax(train.score.mean(axis=0)))
+    assert result.sbs["model"] == MODELS[sbs] == result.strong
+    assert result.sbs["test_q"] == pytest.approx(test.score[:, sbs].mean())
+    mean_cost = test.cost.mean(axis=0)
+    assert result.max_cost == pytest.approx(mean_cost.max())
+    assert result.sbs["cost"] == pytest.approx(mean_cost[sbs])
+    q = test.score.mean(axis=0)
+    assert result.zero_router["aiq"] == pytest.approx(aiq(mean_cost, q, mean_cost.max()))
+    for j, row in enumerate(result.models):
+        assert row["aiq"] == pytest.approx(q[j] * (1 - mean_cost[j] / mean_cost.max()))
+    # oracle at lambda = 0: the best score per prompt, the cheapest (per-prompt cost) among ties
+    best = test.score.max(axis=1, keepdims=True)
+    chosen = np.argmin(np.where(test.score == best, test.cost, np.inf), axis=1)
+    rows = np.arange(test.n_prompts)
+    assert result.oracle.q_at_zero == pytest.approx(best.mean())
+    assert result.oracle.cost_at_zero == pytest.approx(test.cost[rows, chosen].mean())
+
+
+def test_random_baseline_apgr_is_half_within_its_interval(result: EvaluationResult) -> None:
+    rnd = result.random
+    assert rnd["apgr_integral_lo"] <= 0.5 <= rnd["apgr_integral_hi"]
+    assert rnd["apgr_integral"] == pytest.approx(0.5, abs=0.06)
+    assert rnd["apgr"] == pytest.approx(0.55, abs=0.06)  # RouteLLM eq. 8 grid starts at 10%
+    assert rnd["quality_lo"] <= rnd["quality"] <= rnd["quality_hi"]
+    assert rnd["n_seeds"] == 20
+
+
+def test_sweeps_and_pair(result: EvaluationResult) -> None:
+    noisy = result.routers["noisy-oracle"]
+    assert len(noisy.curve.knobs) == 50  # continuous predictions: a full grid
+    assert noisy.curve.knobs[-1] == 0.0  # lambda = 0 closes the sweep
+    assert noisy.learned and not result.routers["sbs"].learned
+    assert noisy.pair is not None
+    assert noisy.pair.strong_share[0] == 0.0 and noisy.pair.strong_share[-1] == 1.0
+    assert noisy.pair.pgr[0] == 0.0 and noisy.pair.pgr[-1] == pytest.approx(1.0)
+    assert result.weak == "small"  # cheapest with train q >= 70% of the SBS's
+    assert noisy.apgr > result.random["apgr"]
+    assert 0 < noisy.cpt50 <= noisy.cpt80 <= 1
+    assert noisy.selection_share.sum() == pytest.approx(1.0)
+    lo, diff, hi = noisy.aiq_diff_vs_zero[1], noisy.aiq_diff_vs_zero[0], noisy.aiq_diff_vs_zero[2]
+    assert lo <= diff <= hi
+    assert diff == pytest.approx(noisy.aiq - result.zero_router["aiq"])
+
+
+def test_json_schema(result: EvaluationResult) -> None:
+    d = json.loads(json.dumps(result.to_dict()))  # plain JSON types only
+    top = {
+        "sbs",
+        "oracle",
+        "random",
+        "zero_router",
+        "models",
+        "strong",
+        "weak",
+        "cost_note",
+        "routers",
+        "n_train",
+        "n_test",
+        "max_cost",
+        "cost_known",
+        "notes",
+    }
+    assert top <= set(d)
+    assert set(d["routers"]) == {"random", "sbs", "cheapest", "noisy-oracle"}
+    for r in [d["oracle"], *d["routers"].values()]:
+        assert set(r) >= ROUTER_KEYS
+        assert set(r["aiq_diff_vs_zero"]) == {"diff", "lo", "hi"}
+        assert set(r["curve"][0]) == {"knob", "cost", "quality"}
+        assert set(r["binary_curve"][0]) == {"strong_share", "quality", "pgr"}
+        assert set(r["selection_share"]) == set(MODELS)
+    assert d["cost_note"] == "costs: observed USD per call"
+
+
+def test_seeded_and_reproducible(split: tuple[RoutingData, RoutingData]) -> None:
+    train, test = split
+    a = evaluate(train, test, ["random"], n_boot=50, seed=3).to_dict()
+    b = evaluate(train, test, ["random"], n_boot=50, seed=3).to_dict()
+    assert json.dumps(a) == json.dumps(b)
+
+
+def test_unknown_costs_mark_cost_metrics_na() -> None:
+    train, test = make_data(costs=False).split(0.5, seed=0)
+    res = evaluate(train, test, ["random", NoisyOracle()], n_boot=20)
+    d = res.to_dict()
+    assert not d["cost_known"] and "cost metrics n/a" in d["cost_note"]
+    for r in [d["oracle"], *d["routers"].values()]:
+        assert math.isnan(r["aiq"]) and math.isnan(r["cost_to_match_sbs"])
+        assert math.isnan(r["aiq_diff_vs_zero"]["diff"])
+        assert all(math.isnan(p["cost"]) for p in r["curve"])
+    assert math.isnan(d["zero_router"]["aiq"])
+    # with uniform costs the weak model is the best model other than the strong one
+    train_q = train.score.mean(axis=0)
+    assert d["weak"] == MODELS[int(np.argsort(-train_q)[1])]
+    assert np.isfinite(d["routers"]["noisy-oracle"]["apgr"])
+
+
+def test_strong_weak_overrides_and_no_pair() -> None:
+    train, test = make_data(n=120).split(0.5, seed=0)
+    res = evaluate(train, test, ["sbs"], strong="mid", weak="tiny", n_boot=20)
+    assert (res.strong, res.weak) == ("mid", "tiny")
+    with pytest.raises(CodynError, match="must differ"):
+        evaluate(train, test, ["sbs"], strong="mid", weak="mid")
+    lonely = train.subset(models=["tiny", "large"])  # tiny < 70% of large: no weak model
+    res = evaluate(lonely, test.subset(models=["tiny", "large"]), ["sbs"], n_boot=20)
+    assert res.weak is None and math.isnan(res.routers["sbs"].apgr)
+
+
+def test_bad_inputs_are_clear_errors(split: tuple[RoutingData, RoutingData]) -> None:
+    train, test = split
+    with pytest.raises(DataError, match="same models"):
+        evaluate(train, test.subset(models=MODELS[::-1]), ["random"])
+    holes = test.score.copy()
+    holes[0, 0] = np.nan
+    gappy = RoutingData(test.prompts, MODELS, holes, cost=test.cost, cost_basis="observed")
+    with pytest.raises(DataError, match="1 cell"):
+        evaluate(train, gappy, ["random"])
+    with pytest.raises(CodynError, match="unknown router"):
+        evaluate(train, test, ["no-such-router"])
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_data(n=160).save(tmp_path_factory.mktemp("eval") / "toy.parquet")
+
+
+def test_cli_table(data_file: Path) -> None:
+    out = run_cli("eval", data_file, "--routers", "random,sbs", "--test-size", "0.4")
+    assert out.code == 0, out.stderr
+    for text in ("zero router", "SBS large", "oracle", "AIQ − zero [95%]", "observed USD"):
+        assert text in out.stdout
+
+
+def test_cli_json_and_split_options(data_file: Path, tmp_path: Path) -> None:
+    out = run_cli("eval", data_file, "--routers", "random", "--json", "--points", "10")
+    assert out.code == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["n_test"] == 48 and d["report"] is None  # default test size 0.3
+    assert len(d["routers"]["random"]["curve"]) <= 10
+    bad = run_cli(
+        "eval", data_file, "--routers", "random", "--test-size", "0.3", "--test", data_file
+    )
+    assert bad.code == 1 and "at most one of" in bad.stderr
+
+
+# -- anchors: RouterBench MBPP on the fixed split ----------------------------------------------
+
+
+def test_cli_reproduces_anchor_baselines_on_rb_mbpp(benchmarks: Path, tmp_path: Path) -> None:
+    from codyn.data.importers import read
+
+    rb = benchmarks / "routerbench"
+    data = read("routerbench", [rb / "mbpp_train.csv", rb / "mbpp_test.csv"])
+    path = data.save(tmp_path / "rb_mbpp.parquet")
+    split_file = benchmarks / "anchors" / "splits" / "rb_mbpp.tsv"
+    out = run_cli("eval", path, "--routers", "sbs", "--split-file", split_file, "--json")
+    assert out.code == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert (d["n_train"], d["n_test"]) == (297, 128)
+    assert d["sbs"]["model"] == d["strong"] == "gpt-4-1106-preview"
+    assert d["weak"] == "meta/code-llama-instruct-34b-chat"
+    assert d["sbs"]["test_q"] == pytest.approx(0.688, abs=5e-4)
+    assert d["oracle"]["aiq"] == pytest.approx(0.861, abs=5e-4)
+    assert d["oracle"]["q_at_zero"] == pytest.approx(0.867, abs=5e-4)
+    assert d["oracle"]["norm_cost_at_zero"] == pytest.approx(0.054, abs=5e-4)
+    assert d["oracle"]["cost_to_match_sbs"] == pytest.approx(0.007, abs=5e-4)
+    assert d["oracle"]["cpt50"] == pytest.approx(0.086, abs=5e-4)
+    assert d["zero_router"]["aiq"] == pytest.approx(0.680, abs=5e-4)
+    by_name = {m["name"]: m for m in d["models"]}
+    assert by_name["gpt-3.5-turbo-1106"]["aiq"] == pytest.approx(0.663, abs=5e-4)
+    assert by_name["claude-v2"]["norm_cost"] == pytest.approx(0.616, abs=5e-4)
+    assert d["cost_note"] == "costs: observed USD per call"
+    assert any("0 prompt(s) not in the file dropped" in n for n in d["notes"])
