@@ -108,15 +108,36 @@ def info_command(data: DataPath, as_json: AsJson = False) -> None:
         console.print(f"note: {note}")
 
 
+DEMO_ROUTERS = "random,cheapest,sbs"
+"""Routers the demo evaluates next to the SBS, oracle and random baselines."""
+
+
 @app.command("demo")
-def demo_command(as_json: AsJson = False) -> None:
-    """Run codyn on its built-in data (an MIT-licensed slice of LLMRouter): headroom by task."""
+def demo_command(
+    report: Annotated[Path, typer.Option("--report", help="Directory for the HTML report.")] = Path(
+        "codyn-demo-report"
+    ),
+    routers: Annotated[str, typer.Option(help="Comma-separated routers to evaluate.")] = (
+        DEMO_ROUTERS
+    ),
+    as_json: AsJson = False,
+) -> None:
+    """Run codyn on its built-in data (an MIT-licensed slice of LLMRouter): headroom by task,
+    then every router's cost-quality curve on a 70/30 split, written as an HTML report."""
+    from codyn.cli.eval_command import print_evaluation
     from codyn.data.demo import load_demo
+    from codyn.evaluate import evaluate
+    from codyn.report import write_report
 
     routing = load_demo()
-    report = headroom(routing, by_task=True)
+    room = headroom(routing, by_task=True)
+    train, test = routing.split(test_size=0.3, seed=0)
+    result = evaluate(train, test, [r.strip() for r in routers.split(",") if r.strip()])
+    index = write_report(result, report, title="codyn demo: LLMRouter slice")
     if as_json:
-        print_json({"headroom": report})
+        print_json({"headroom": room, "evaluation": result.to_dict(), "report": str(index)})
         return
     console.print(f"Built-in demo data: {routing.source}")
-    print_headroom(report, "Headroom")
+    print_headroom(room, "Headroom")
+    print_evaluation(result, "Demo evaluation (70/30 split stratified by task, seed 0)")
+    console.print(f"report: {index}")
