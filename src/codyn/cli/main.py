@@ -16,7 +16,12 @@ app = typer.Typer(
     add_completion=False,
 )
 
-from codyn.cli import data_commands, eval_command, import_command  # noqa: E402,F401
+from codyn.cli import (  # noqa: E402,F401  (each module registers its commands)
+    data_commands,
+    eval_command,
+    import_command,
+    router_commands,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

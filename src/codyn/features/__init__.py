@@ -1,0 +1,51 @@
+"""Prompt featurisers for the embedding routers: text in, float32 matrix out.
+
+`StaticFeaturiser` is a token table distilled from all-MiniLM-L6-v2 that embeds a prompt in well
+under a millisecond without torch; `MiniLMFeaturiser` is the exact (20-50 ms) encoder;
+`TfidfFeaturiser` a lexical featuriser fitted on training prompts (next to the static one it
+matched MiniLM's kNN routing quality); `StructureFeaturiser` cheap code-shape numbers. Every
+featuriser rebuilds from ``config()`` + ``state()`` (`featuriser_from_config`, a bare
+``{"name": ...}`` gives the defaults), and `CachedFeaturiser` keeps computed embeddings on disk.
+"""
+
+from codyn.features.base import (
+    DEFAULT_MAX_CHARS,
+    Featuriser,
+    FeaturiserError,
+    NotFittedError,
+    TruncationStats,
+    cache_dir,
+    featuriser_from_config,
+    load_featuriser,
+    save_featuriser,
+)
+from codyn.features.bench import bench_featuriser
+from codyn.features.cache import CachedFeaturiser, EmbeddingCache, cache_key
+from codyn.features.minilm import MiniLMFeaturiser
+from codyn.features.static import StaticFeaturiser, StaticSpec, build_static_table, find_table
+from codyn.features.structure import FEATURE_NAMES, StructureFeaturiser
+from codyn.features.tfidf import TfidfFeaturiser
+
+__all__ = [
+    "DEFAULT_MAX_CHARS",
+    "FEATURE_NAMES",
+    "CachedFeaturiser",
+    "EmbeddingCache",
+    "Featuriser",
+    "FeaturiserError",
+    "MiniLMFeaturiser",
+    "NotFittedError",
+    "StaticFeaturiser",
+    "StaticSpec",
+    "StructureFeaturiser",
+    "TfidfFeaturiser",
+    "TruncationStats",
+    "bench_featuriser",
+    "build_static_table",
+    "cache_dir",
+    "cache_key",
+    "featuriser_from_config",
+    "find_table",
+    "load_featuriser",
+    "save_featuriser",
+]
