@@ -108,8 +108,8 @@ def info_command(data: DataPath, as_json: AsJson = False) -> None:
         console.print(f"note: {note}")
 
 
-DEMO_ROUTERS = "random,cheapest,sbs"
-"""Routers the demo evaluates next to the SBS, oracle and random baselines."""
+DEMO_ROUTERS = "random,cheapest,sbs,knn"
+"""Routers the demo evaluates next to the SBS, oracle and random baselines (knn: the default)."""
 
 
 @app.command("demo")
