@@ -16,7 +16,7 @@ from codyn.evaluate import evaluate
 from codyn.features.base import l2_normalise
 from codyn.routers import load_router, make_router
 from codyn.routers.bench import bench_router
-from codyn.routers.embedding import featuriser_names
+from codyn.routers.embedding import DEFAULT_FEATURISER, featuriser_names
 from codyn.routers.knn import KNNRouter
 from codyn.routers.linear import LinearRouter, weighted_ridge
 from codyn.routers.mlp import MLPRouter
@@ -154,7 +154,7 @@ def test_save_load_round_trip_gives_identical_predictions(mbpp, tmp_path, spec, 
 def test_default_featuriser_routes_better_than_the_zero_router(mbpp) -> None:
     train, test = mbpp
     router = make_router("knn")
-    assert router.get_params()["featuriser"] == "static"
+    assert router.get_params()["featuriser"] == DEFAULT_FEATURISER
     result = evaluate(train, test, [router], n_boot=10)
     assert result.routers["knn"].aiq > result.zero_router["aiq"]
 

@@ -27,7 +27,7 @@ from codyn.errors import CodynError
 from codyn.features.base import Featuriser, TruncationStats, featuriser_from_config
 from codyn.routers.base import Arrays, Router, State
 
-DEFAULT_FEATURISER = "static"
+DEFAULT_FEATURISER = "static+tfidf"
 FEATURISER_PREFIX = "featuriser."
 """Prefix of the featurisers' arrays in ``weights.npz``; a subclass must not use it."""
 
