@@ -209,11 +209,15 @@ def test_bad_inputs_are_clear_errors(split: tuple[RoutingData, RoutingData]) -> 
     train, test = split
     with pytest.raises(DataError, match="same models"):
         evaluate(train, test.subset(models=MODELS[::-1]), ["random"])
-    holes = test.score.copy()
-    holes[0, 0] = np.nan
-    gappy = RoutingData(test.prompts, MODELS, holes, cost=test.cost, cost_basis="observed")
-    with pytest.raises(DataError, match="1 cell"):
-        evaluate(train, gappy, ["random"])
+    empty = RoutingData(
+        test.prompts,
+        MODELS,
+        np.full(test.score.shape, np.nan),
+        cost=test.cost,
+        cost_basis="observed",
+    )
+    with pytest.raises(DataError, match="no test prompt has a score for every model"):
+        evaluate(train, empty, ["random"])
     with pytest.raises(CodynError, match="unknown router"):
         evaluate(train, test, ["no-such-router"])
 
@@ -273,3 +277,22 @@ def test_cli_reproduces_anchor_baselines_on_rb_mbpp(benchmarks: Path, tmp_path: 
     assert by_name["claude-v2"]["norm_cost"] == pytest.approx(0.616, abs=5e-4)
     assert d["cost_note"] == "costs: observed USD per call"
     assert any("0 prompt(s) not in the file dropped" in n for n in d["notes"])
+
+
+def test_test_prompts_missing_a_score_are_left_out_and_noted():
+    train, test = make_data().split(test_size=0.3, seed=0)
+    score = test.score.copy()
+    score[[0, 3], 1] = np.nan
+    holey = RoutingData(
+        prompts=test.prompts,
+        models=test.models,
+        score=score,
+        cost=test.cost,
+        cost_basis=test.cost_basis,
+    )
+    result = evaluate(train, holey, ["sbs"], n_boot=10)
+    kept = test.take([i for i in range(test.n_prompts) if i not in (0, 3)])
+    complete = evaluate(train, kept, ["sbs"], n_boot=10)
+    assert result.to_dict()["n_test"] == test.n_prompts - 2
+    assert any("2 test prompt(s) without a score" in note for note in result.notes)
+    assert result.oracle.aiq == pytest.approx(complete.oracle.aiq)

@@ -284,9 +284,18 @@ def evaluate(
         raise DataError("train and test must hold the same models in the same order")
     if train.n_prompts == 0 or test.n_prompts == 0:
         raise DataError("evaluation needs prompts in both train and test")
-    missing = int(np.isnan(test.score).sum())
-    if missing:
-        raise DataError(f"evaluation needs every test score; {missing} cell(s) are missing")
+    complete = ~np.isnan(test.score).any(axis=1)
+    if not complete.any():
+        raise DataError("no test prompt has a score for every model")
+    if not complete.all():
+        # A curve compares every model on the same prompts: a prompt missing any model's score
+        # cannot be scored for every decision, so it leaves the test set, and the output says so.
+        n_dropped = int((~complete).sum())
+        test = test.take(np.flatnonzero(complete))
+        test.notes = [
+            *test.notes,
+            f"{n_dropped} test prompt(s) without a score for every model were left out",
+        ]
     if n_points < 2:
         raise CodynError(f"n_points must be at least 2, got {n_points}")
     ctx, models, sbs = _context(train, test, strong, weak, n_points, n_boot, seed)
