@@ -21,6 +21,7 @@ from codyn.cli import (  # noqa: E402,F401  (each module registers its commands)
     eval_command,
     import_command,
     router_commands,
+    serve_commands,
 )
 
 

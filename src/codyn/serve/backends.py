@@ -1,0 +1,250 @@
+"""Calling catalog models through LiteLLM, and telling which failures the next model may fix.
+
+OpenAI-compatible backends (``api_base``) get one pooled client each whose HTTP transport
+times the exchange with the backend, from sending the request to its last byte: the proxy's
+own overhead is end-to-end time minus that. Other backends are timed around the LiteLLM call.
+A model with ``sdk: openai`` is called through that client directly (not for streams).
+LiteLLM's exceptions subclass the openai package's, so one classification covers both paths.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import openai
+from openai import AsyncOpenAI
+
+from codyn.catalog import CatalogModel, Config
+
+# LiteLLM fetches a price list from the internet at import unless told not to; a proxy must
+# start offline, and prices come from the catalog anyway.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+import litellm
+
+litellm.suppress_debug_info = True
+litellm.telemetry = False
+
+CLIENT_FAULTS = (openai.BadRequestError, openai.UnprocessableEntityError)
+CONTEXT_HINTS = ("context window", "context length", "context_length", "maximum context")
+
+
+@dataclass
+class BackendTimer:
+    """Start and end of one exchange with a backend (filled by the transport)."""
+
+    start: float | None = None
+    end: float | None = None
+    around_call: bool = False
+    """No timed transport: the proxy stamps the LiteLLM call and each chunk instead."""
+
+    def touch(self) -> None:
+        """A chunk arrived (only counts when no transport times the exchange)."""
+        if self.around_call:
+            self.end = time.perf_counter()
+
+    @property
+    def ms(self) -> float | None:
+        if self.start is None or self.end is None:
+            return None
+        return (self.end - self.start) * 1000.0
+
+
+_TIMER: ContextVar[BackendTimer | None] = ContextVar("codyn_backend_timer", default=None)
+
+
+class _TimedStream(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream, timer: BackendTimer) -> None:
+        self.inner, self.timer = inner, timer
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.inner:
+            self.timer.end = time.perf_counter()
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class _TimedTransport(httpx.AsyncHTTPTransport):
+    """Stamps the current request's `BackendTimer`: request sent, then every body chunk."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timer = _TIMER.get()
+        if timer is None:
+            return await super().handle_async_request(request)
+        timer.start = time.perf_counter()
+        response = await super().handle_async_request(request)
+        timer.end = time.perf_counter()
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _TimedStream(response.stream, timer)
+        return response
+
+
+class Backends:
+    """LiteLLM keyword arguments per catalog model, with pooled, timed clients."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        register_prices(config)
+        self._clients = {
+            name: AsyncOpenAI(
+                base_url=model.api_base,
+                api_key=model.api_key() or "no-key",
+                max_retries=0,
+                http_client=httpx.AsyncClient(
+                    transport=_TimedTransport(),
+                    limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+                ),
+            )
+            for name, model in config.models.items()
+            if model.api_base is not None and model.litellm_model.startswith("openai/")
+        }
+        for client in self._clients.values():
+            _ = client.chat  # the SDK imports its resources on first use: now, not in a request
+
+    def kwargs(self, name: str, body: dict[str, Any], stream: bool) -> dict[str, Any]:
+        """`call_kwargs` with the model's pooled, timed client where it has one."""
+        kwargs = call_kwargs(self.config, name, body, stream)
+        if name in self._clients:
+            kwargs["client"] = self._clients[name]
+            kwargs.pop("api_base", None)
+            kwargs.pop("api_key", None)
+        return kwargs
+
+    async def acompletion(
+        self, name: str, body: dict[str, Any], stream: bool, timer: BackendTimer
+    ) -> Any:
+        """One call (no retries: the proxy's fallback is the retry)."""
+        token = _TIMER.set(timer)
+        start = time.perf_counter()
+        try:
+            if not stream and self.config.models[name].sdk == "openai":
+                kwargs = {key: value for key, value in body.items() if key != "model"}
+                return await self._clients[name].chat.completions.create(
+                    model=name, timeout=self.config.timeout_s(name), **kwargs
+                )
+            return await litellm.acompletion(**self.kwargs(name, body, stream))
+        finally:
+            _TIMER.reset(token)
+            if timer.start is None:
+                timer.start, timer.end, timer.around_call = start, time.perf_counter(), True
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+
+
+def register_prices(config: Config) -> None:
+    """Tell LiteLLM the catalog's prices and windows. Besides keeping its own cost figures
+    consistent with ours, a model it knows is found at once: for one it does not know, its cost
+    lookups searched the whole price map on every call, milliseconds per request."""
+    entries: dict[str, dict[str, Any]] = {}
+    for model in config.models.values():
+        entry: dict[str, Any] = {
+            "input_cost_per_token": model.price_in / 1e6,
+            "output_cost_per_token": model.price_out / 1e6,
+            "cache_creation_input_token_cost": 0.0,
+            "cache_read_input_token_cost": 0.0,
+            "litellm_provider": model.litellm_model.partition("/")[0],
+            "mode": "chat",
+        }
+        if model.context_window is not None:
+            entry["max_input_tokens"] = model.context_window
+        entries[model.litellm_model] = entry
+    litellm.register_model(entries)
+
+
+def call_kwargs(config: Config, name: str, body: dict[str, Any], stream: bool) -> dict[str, Any]:
+    """LiteLLM ``completion`` arguments for the request ``body`` sent to catalog model ``name``.
+
+    Streams ask the backend for usage, so that tokens and cost are known; the proxy hides that
+    last chunk from clients that did not ask for it. No retries: falling back is the retry.
+    """
+    model: CatalogModel = config.models[name]
+    kwargs = {key: value for key, value in body.items() if key != "model"}
+    kwargs.update(
+        model=model.litellm_model,
+        timeout=config.timeout_s(name),
+        num_retries=0,
+        stream=stream,
+    )
+    if stream:
+        kwargs["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    if model.api_base is not None:
+        kwargs["api_base"] = model.api_base
+        kwargs["api_key"] = model.api_key() or "no-key"
+    elif model.api_key_env is not None:
+        kwargs["api_key"] = model.api_key()
+    return kwargs
+
+
+def _openai_shape(payload: dict[str, Any], model: str) -> dict[str, Any]:
+    """LiteLLM's dump in OpenAI's shape: its ``provider_specific_fields`` dropped, and the
+    routed catalog model as ``model``."""
+    payload.pop("provider_specific_fields", None)
+    for choice in payload.get("choices", []):
+        choice.pop("provider_specific_fields", None)
+        for part in ("message", "delta"):
+            if isinstance(choice.get(part), dict):
+                choice[part].pop("provider_specific_fields", None)
+    payload["model"] = model
+    return payload
+
+
+def response_payload(response: Any, model: str) -> dict[str, Any]:
+    """A non-streamed answer as the OpenAI JSON body."""
+    return _openai_shape(response.model_dump(exclude_none=True), model)
+
+
+def chunk_payload(
+    chunk: Any, model: str, include_usage: bool
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """A streamed chunk as OpenAI sends it (None: not for this client), and its usage.
+
+    LiteLLM reports usage on a chunk with an empty delta; OpenAI sends it, only to clients
+    that set ``stream_options.include_usage``, on a chunk with no choices.
+    """
+    payload = _openai_shape(chunk.model_dump(exclude_none=True), model)
+    usage = payload.pop("usage", None)
+    if usage is None:
+        return payload, None
+    empty = all(not c.get("delta") and not c.get("finish_reason") for c in payload["choices"])
+    if include_usage:
+        payload["usage"] = usage
+        if empty:
+            payload["choices"] = []
+        return payload, usage
+    return (None if empty else payload), usage
+
+
+def is_context_overflow(exc: BaseException) -> bool:
+    if isinstance(exc, litellm.ContextWindowExceededError):
+        return True
+    return isinstance(exc, CLIENT_FAULTS) and any(h in str(exc).lower() for h in CONTEXT_HINTS)
+
+
+def may_fall_back(exc: BaseException) -> bool:
+    """Whether another model may succeed: not when the request itself is bad (HTTP 400/422),
+    except for a context-length overflow, which a model with a larger window can take."""
+    return not isinstance(exc, CLIENT_FAULTS) or is_context_overflow(exc)
+
+
+def error_status(exc: BaseException) -> int:
+    """The HTTP status the proxy answers with when ``exc`` was the last failure."""
+    if isinstance(exc, openai.APITimeoutError):
+        return 504
+    if isinstance(exc, CLIENT_FAULTS):
+        return int(getattr(exc, "status_code", 400))
+    return 502
+
+
+def describe(exc: BaseException) -> str:
+    """One line for the log: the exception's type and the first line of its message."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"

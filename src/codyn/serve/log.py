@@ -1,0 +1,291 @@
+"""The decision log: one database row per request, written off the request path.
+
+Requests hand their row to a bounded in-memory buffer and return; one writer thread inserts
+rows in batches through SQLAlchemy (SQLite by default, PostgreSQL by URL). While the database
+is unreachable the rows wait in the buffer and the writer retries with backoff; once the buffer
+is full new rows are dropped and counted (``codyn_log_rows_dropped_total``) rather than
+slowing or failing requests. A row's primary key is its request id and inserts skip ids that
+are already there, so a batch retried after an ambiguous failure is never written twice.
+`DecisionLog.close` drains the buffer before returning: a graceful shutdown loses no row.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+FORMAT_VERSION = 1
+FLUSH_INTERVAL_S = 0.2
+"""A row waits at most about this long before it is written: one transaction per interval (or
+per full batch) instead of one per request, which a busy proxy would feel."""
+logger = logging.getLogger("codyn.serve")
+
+metadata = MetaData()
+decisions = Table(
+    "codyn_decisions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("format_version", Integer, nullable=False),
+    Column("key_name", String(200)),
+    Column("requested", String(300)),
+    Column("route", String(200), index=True),
+    Column("chosen", String(200)),
+    Column("model", String(200)),
+    Column("predicted", Text),
+    Column("knob", Float),
+    Column("sticky", Boolean, nullable=False),
+    Column("decision_ms", Float),
+    Column("tokens_in", Integer),
+    Column("tokens_out", Integer),
+    Column("cost_usd", Float),
+    Column("strongest_cost_usd", Float),
+    Column("latency_ms", Float),
+    Column("backend_ms", Float),
+    Column("fallback", Boolean, nullable=False),
+    Column("attempts", Text),
+    Column("status", Integer, nullable=False, index=True),
+    Column("error", Text),
+    Column("stream", Boolean, nullable=False),
+    Column("conversation", String(200)),
+)
+
+
+@dataclass
+class DecisionRow:
+    """What one request did; `DecisionLog.put` takes it as it stands at the end."""
+
+    id: str
+    requested: str | None = None
+    key_name: str | None = None
+    route: str | None = None
+    chosen: str | None = None
+    """The policy's first choice."""
+    model: str | None = None
+    """The model that answered (differs from ``chosen`` after a fallback)."""
+    predicted: dict[str, float | None] | None = None
+    knob: float | None = None
+    sticky: bool = False
+    decision_ms: float | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None
+    strongest_cost_usd: float | None = None
+    """What the route's most expensive model would have cost for the same tokens."""
+    latency_ms: float | None = None
+    backend_ms: float | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    """Every model tried before the one that answered: ``{"model", "error"}``."""
+    status: int = 200
+    error: str | None = None
+    stream: bool = False
+    conversation: str | None = None
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def fallback(self) -> bool:
+        """A later model of the ranking answered."""
+        return bool(self.attempts) and self.model is not None
+
+    def values(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["predicted"] = None if self.predicted is None else json.dumps(self.predicted)
+        values["attempts"] = json.dumps(self.attempts) if self.attempts else None
+        values["fallback"] = self.fallback
+        values["format_version"] = FORMAT_VERSION
+        return values
+
+
+def make_engine(url: str) -> Engine:
+    """An engine that checks connections before use (a restarted PostgreSQL is reconnected);
+    SQLite gets WAL so the dashboard reads while the writer writes."""
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _wal(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.close()
+
+    return engine
+
+
+def _insert(engine: Engine) -> Any:
+    """INSERT that skips ids already written (SQLite and PostgreSQL both say it natively)."""
+    dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(engine.dialect.name)
+    if dialect is None:
+        raise ValueError(f"decision log supports SQLite and PostgreSQL, not {engine.dialect.name}")
+    return dialect.insert(decisions).on_conflict_do_nothing(index_elements=["id"])
+
+
+@dataclass
+class LogStats:
+    """Counters the metrics endpoint reads."""
+
+    written: int = 0
+    dropped: int = 0
+    write_errors: int = 0
+    database_up: bool = False
+
+
+class DecisionLog:
+    """Bounded buffer plus one writer thread in front of the decisions table.
+
+    ``on_connect`` runs in the writer thread each time the database becomes reachable, before
+    any row is written (the proxy reloads the keys' spending there).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        capacity: int = 10_000,
+        batch: int = 500,
+        on_connect: Callable[[Engine], None] | None = None,
+    ) -> None:
+        self.engine = make_engine(url)
+        self.capacity, self.batch = capacity, batch
+        self.stats = LogStats()
+        self._on_connect = on_connect
+        self._rows: deque[dict[str, Any]] = deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._deadline = float("inf")
+        self._thread = threading.Thread(target=self._run, name="codyn-decision-log", daemon=True)
+
+    @property
+    def buffered(self) -> int:
+        return len(self._rows)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def put(self, row: DecisionRow) -> bool:
+        """Queue a row; False (and counted) when the buffer is full. Never blocks on the DB."""
+        with self._cond:
+            if len(self._rows) >= self.capacity:
+                self.stats.dropped += 1
+                logger.warning(
+                    "decision log buffer full (%d rows): row %s dropped", self.capacity, row.id
+                )
+                return False
+            self._rows.append(row.values())
+            if len(self._rows) >= self.batch:
+                self._cond.notify()
+        return True
+
+    def close(self, timeout_s: float = 30.0) -> int:
+        """Write every buffered row (waiting up to ``timeout_s`` for the database); returns the
+        number of rows that could not be written."""
+        with self._cond:
+            self._stopping = True
+            self._deadline = time.monotonic() + timeout_s
+            self._cond.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s + 10.0)
+        left = len(self._rows)
+        if left:
+            logger.error("decision log: %d row(s) not written at shutdown", left)
+        self.engine.dispose()
+        return left
+
+    def _run(self) -> None:
+        """Connect (creating the table) at once, then write batches as rows arrive."""
+        backoff = 0.2
+        connected = False
+        next_write = 0.0
+        while True:
+            with self._cond:
+                while (
+                    connected
+                    and not self._stopping
+                    and len(self._rows) < self.batch
+                    and (not self._rows or time.monotonic() < next_write)
+                ):
+                    self._cond.wait(timeout=FLUSH_INTERVAL_S)
+                if self._stopping and (not self._rows or time.monotonic() > self._deadline):
+                    return
+                rows = list(itertools.islice(self._rows, self.batch))
+            try:
+                if not connected:
+                    metadata.create_all(self.engine)
+                    if self._on_connect is not None:
+                        self._on_connect(self.engine)
+                    connected = True
+                if rows:
+                    with self.engine.begin() as connection:
+                        connection.execute(_insert(self.engine), rows)
+            except (SQLAlchemyError, OSError) as exc:
+                connected = False
+                self.stats.database_up = False
+                self.stats.write_errors += 1
+                logger.warning(
+                    "decision log: database unreachable (%s); %d row(s) buffered",
+                    type(exc).__name__,
+                    len(self._rows),
+                )
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.2
+            next_write = time.monotonic() + FLUSH_INTERVAL_S
+            self.stats.database_up = True
+            with self._cond:
+                for _ in rows:
+                    self._rows.popleft()
+                self.stats.written += len(rows)
+
+    # -- reading (dashboard, budgets, tests) -------------------------------------------------
+
+    def spent_by_key(self, engine: Engine | None = None) -> dict[str, float]:
+        """Total cost per API key name over every row in the database."""
+        query = (
+            select(decisions.c.key_name, func.sum(decisions.c.cost_usd))
+            .where(decisions.c.key_name.is_not(None))
+            .group_by(decisions.c.key_name)
+        )
+        with (engine or self.engine).connect() as connection:
+            return {name: float(total or 0.0) for name, total in connection.execute(query)}
+
+    def rows(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest rows, newest first, with JSON columns decoded."""
+        query = select(decisions).order_by(decisions.c.created_at.desc()).limit(limit)
+        with self.engine.connect() as connection:
+            result = [dict(row._mapping) for row in connection.execute(query)]
+        for row in result:
+            for column in ("predicted", "attempts"):
+                row[column] = None if row[column] is None else json.loads(row[column])
+        return result
+
+    def count(self) -> int:
+        with self.engine.connect() as connection:
+            return int(connection.execute(select(func.count()).select_from(decisions)).scalar_one())
