@@ -21,7 +21,14 @@ from codyn.routers._pairs import (
 )
 from codyn.routers.embedding import EmbeddingRouter
 from codyn.routers.mf import MFRouter, pairwise_loss
-from codyn.routers.rorf import Forest, close_pairs, joint_labels, walk_forest, win_probability
+from codyn.routers.rorf import (
+    Forest,
+    RoRFRouter,
+    close_pairs,
+    joint_labels,
+    walk_forest,
+    win_probability,
+)
 from codyn.routers.sw_ranking import SWRankingRouter, nearest_other_similarity
 
 FAST = {  # "structure" features: cheap, and no embedding table needed
@@ -145,15 +152,23 @@ def test_mf_gradients_match_finite_differences():
         np.testing.assert_allclose(grads[name], numeric, atol=1e-5)
 
 
-def test_mf_learns_a_separable_preference():
-    rng = np.random.default_rng(3)
-    X = rng.normal(size=(400, 5))
-    first = X[:, 0] > 0  # m0 is right exactly when feature 0 is positive, m1 otherwise; m2 never
+def separable_preference() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """m0 is right exactly when feature 0 is positive, m1 otherwise, m2 never: features, scores
+    and the right model per prompt."""
+    X = np.random.default_rng(3).normal(size=(400, 5))
+    first = X[:, 0] > 0
     score = np.stack([first, ~first, np.zeros(400, bool)], axis=1).astype(float)
-    router = MFRouter(dim=8, seed=0)
+    return X, score, np.where(first, 0, 1)
+
+
+@pytest.mark.parametrize(
+    "router", [MFRouter(dim=8), RoRFRouter(n_estimators=20)], ids=["mf", "rorf"]
+)
+def test_learns_a_separable_preference(router: EmbeddingRouter):
+    X, score, right = separable_preference()
     fit_on_features(router, X[:300], routing_data(score[:300]))
     choice = router._predict_features(X[300:].astype(np.float32)).argmax(axis=1)
-    assert (choice == np.where(first[300:], 0, 1)).mean() > 0.95
+    assert (choice == right[300:]).mean() > 0.9
 
 
 # -- rorf ---------------------------------------------------------------------------------------
@@ -174,6 +189,7 @@ def test_rorf_close_pairs_keeps_neighbours_in_the_ranking():
     pairs = close_pairs(np.array([0.9, 0.1, 0.5, 0.7, 0.3]), 7)
     # ranking m0 > m3 > m2 > m4 > m1: neighbours only (k = 1 gives 4 pairs, k = 2 gives 7)
     assert {tuple(p) for p in pairs} == {(0, 3), (2, 3), (2, 4), (1, 4), (0, 2), (3, 4), (1, 2)}
+    assert len(close_pairs(np.arange(5.0), 2)) == 4  # never fewer than a chain
 
 
 def test_tree_walker_equals_sklearn_predict_proba():
@@ -199,6 +215,7 @@ def small_data() -> RoutingData:
     score = (rng.random((45, 3)) < 0.5).astype(float)
     score[::3, 0] = 1.0
     score[1::3, 2] = 1.0
+    score[5, 1] = np.nan  # a missing score makes no battle
     return routing_data(score, texts)
 
 

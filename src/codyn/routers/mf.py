@@ -127,7 +127,6 @@ class MFRouter(EmbeddingRouter):
             raise CodynError("mf: learning_rate must be > 0 and weight_decay >= 0")
 
     def _fit_features(self, X: Features, train: RoutingData) -> None:
-        self._check_params()
         x = np.asarray(X, dtype=np.float64)
         n_models = train.n_models
         pairs = all_pairs(n_models)
@@ -200,7 +199,6 @@ class MFRouter(EmbeddingRouter):
         return {"best_epoch": self.best_epoch_}, arrays
 
     def _set_head_state(self, state: dict[str, Any], arrays: Arrays) -> None:
-        self._check_params()
         self.params_ = {name: np.asarray(arrays[name], dtype=np.float64) for name in PARAMS}
         self.intercept_ = np.asarray(arrays["intercept"], dtype=np.float64)
         self.slope_ = np.asarray(arrays["slope"], dtype=np.float64)

@@ -6,7 +6,8 @@ For a pair ``(a, b)`` each training prompt gets one of four labels (`LABELS`): b
 least ``pass_threshold``; on 0/1 scores this is exactly RoRF's labelling. A scikit-learn
 `RandomForestClassifier` learns the labels per pair: RoRF's 100 trees of depth at most 20, but
 leaves of at least 5 prompts and trees grown on half-size bootstrap samples, which on our
-validation splits scored as well as RoRF's fully grown trees at half the size and fit time.
+validation splits scored as well as RoRF's fully grown trees with a third of the nodes (36
+pairs x 100 trees on 5,489 prompts: 2.0M nodes, 64 MB of weights, about 2 minutes to fit).
 
 The pairwise win probability is ``P(only a) + (P(both fail) + P(both pass)) / 2`` (RoRF gives a
 tie to one side as a cost preference; here costs are the policy's job), and the n-way
@@ -205,7 +206,6 @@ class RoRFRouter(EmbeddingRouter):
     def _fit_features(self, X: Features, train: RoutingData) -> None:
         from sklearn.ensemble import RandomForestClassifier
 
-        self._check_params()
         score = np.asarray(train.score, dtype=np.float64)
         known = ~np.isnan(score)
         mean = np.where(known, score, 0.0).sum(0) / np.maximum(known.sum(0), 1)
@@ -262,7 +262,6 @@ class RoRFRouter(EmbeddingRouter):
         return {"depth": self.forest_.depth}, arrays
 
     def _set_head_state(self, state: dict[str, Any], arrays: Arrays) -> None:
-        self._check_params()
         self.forest_ = Forest.from_arrays(arrays, state["depth"])
         self.pairs_ = np.asarray(arrays["pairs"], dtype=np.int64)
         self.intercept_ = np.asarray(arrays["intercept"], dtype=np.float64)

@@ -90,7 +90,6 @@ class SWRankingRouter(EmbeddingRouter):
             raise CodynError(f"sw_ranking: gamma must be a finite number >= 1, got {self.gamma}")
 
     def _fit_features(self, X: Features, train: RoutingData) -> None:
-        self._check_params()
         self.features_ = l2_normalise(np.array(X, dtype=np.float32))
         self.score_ = np.asarray(train.score, dtype=np.float64)
         self.scale_ = nearest_other_similarity(self.features_)
@@ -143,7 +142,6 @@ class SWRankingRouter(EmbeddingRouter):
         return {}, arrays
 
     def _set_head_state(self, state: dict[str, Any], arrays: Arrays) -> None:
-        self._check_params()
         self.features_ = np.asarray(arrays["features"], dtype=np.float32)
         self.score_ = np.asarray(arrays["score"], dtype=np.float64)
         self.scale_ = np.asarray(arrays["scale"], dtype=np.float64)
