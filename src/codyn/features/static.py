@@ -31,10 +31,9 @@ import numpy as np
 
 from codyn.features.base import (
     DEFAULT_MAX_CHARS,
+    ClippingFeaturiser,
     FeaturiserError,
-    TruncationStats,
     cache_dir,
-    clip_texts,
     l2_normalise,
 )
 
@@ -184,7 +183,7 @@ def _load_table(table_dir: Path) -> tuple[np.ndarray, Any, str]:
     return vectors, tokenizer, str(meta["table_sha256"])
 
 
-class StaticFeaturiser:
+class StaticFeaturiser(ClippingFeaturiser):
     """Mean of distilled MiniLM token vectors, L2-normalised (cosine-ready, float32)."""
 
     name = "static"
@@ -199,20 +198,11 @@ class StaticFeaturiser:
         self.spec = spec
         self.table_dir = Path(table_dir) if table_dir is not None else find_table(spec)
         self._vectors, self._tokenizer, self.table_sha256 = _load_table(self.table_dir.resolve())
-        self._max_chars = max_chars
-        self._stats = TruncationStats()
+        super().__init__(max_chars)
 
     @property
     def dim(self) -> int:
         return int(self._vectors.shape[1])
-
-    @property
-    def max_chars(self) -> int | None:
-        return self._max_chars
-
-    @property
-    def stats(self) -> TruncationStats:
-        return self._stats
 
     def fit(self, texts: Sequence[str]) -> Self:
         """Nothing to learn: the table is fixed, so routers can call ``fit`` uniformly."""
@@ -220,7 +210,7 @@ class StaticFeaturiser:
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` as an ``(n, dim)`` float32 matrix; an empty prompt gives a zero row."""
-        clipped = clip_texts(texts, self._max_chars, self._stats, self.name)
+        clipped = self._clip(texts)
         out = np.zeros((len(clipped), self.dim), dtype=np.float32)
         if len(clipped) == 1:
             ids = self._tokenizer.encode(clipped[0], add_special_tokens=False).ids

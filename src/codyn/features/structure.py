@@ -15,7 +15,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from codyn.features.base import DEFAULT_MAX_CHARS, FeaturiserError, TruncationStats, clip_texts
+from codyn.features.base import DEFAULT_MAX_CHARS, ClippingFeaturiser, FeaturiserError
 
 _FENCE = re.compile(r"^\s*(```|~~~)", re.MULTILINE)
 _CODE_LINE = re.compile(
@@ -102,27 +102,18 @@ FEATURE_NAMES: tuple[str, ...] = (*_layout("").keys(), *_PATTERNS.keys())
 """Column names, in output order; part of the config so a saved router notices a change."""
 
 
-class StructureFeaturiser:
+class StructureFeaturiser(ClippingFeaturiser):
     """``len(FEATURE_NAMES)`` hand-made numbers per prompt; deterministic and stateless."""
 
     name = "structure"
     feature_names = FEATURE_NAMES
 
     def __init__(self, *, max_chars: int | None = DEFAULT_MAX_CHARS) -> None:
-        self._max_chars = max_chars
-        self._stats = TruncationStats()
+        super().__init__(max_chars)
 
     @property
     def dim(self) -> int:
         return len(FEATURE_NAMES)
-
-    @property
-    def max_chars(self) -> int | None:
-        return self._max_chars
-
-    @property
-    def stats(self) -> TruncationStats:
-        return self._stats
 
     def fit(self, texts: Sequence[str]) -> Self:
         """Nothing to learn; present so routers can call ``fit`` uniformly."""
@@ -130,7 +121,7 @@ class StructureFeaturiser:
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
         """``(n, dim)`` float32, columns in `FEATURE_NAMES` order (not normalised)."""
-        clipped = clip_texts(texts, self._max_chars, self._stats, self.name)
+        clipped = self._clip(texts)
         out = np.zeros((len(clipped), self.dim), dtype=np.float32)
         for i, text in enumerate(clipped):
             flags = [float(p.search(text) is not None) for p in _PATTERNS.values()]

@@ -17,11 +17,10 @@ import numpy as np
 
 from codyn.features.base import (
     DEFAULT_MAX_CHARS,
+    ClippingFeaturiser,
     FeaturiserError,
     NotFittedError,
-    TruncationStats,
     arrays_digest,
-    clip_texts,
     l2_normalise,
 )
 
@@ -30,7 +29,7 @@ TOKEN_PATTERN = r"(?u)\b\w+\b|[^\w\s]"
 code, and scikit-learn's default pattern drops them."""
 
 
-class TfidfFeaturiser:
+class TfidfFeaturiser(ClippingFeaturiser):
     """L2-normalised TF-IDF rows (sublinear tf) over up to ``max_features`` n-grams, projected
     on ``svd_dims`` singular directions (``None``: the raw columns), dense float32."""
 
@@ -51,8 +50,7 @@ class TfidfFeaturiser:
         self.min_df = min_df
         self.svd_dims = svd_dims
         self.seed = seed
-        self._max_chars = max_chars
-        self._stats = TruncationStats()
+        super().__init__(max_chars)
         self._vectorizer: Any = None
         self._components: np.ndarray | None = None
         self._state_sha1: str | None = None
@@ -86,14 +84,6 @@ class TfidfFeaturiser:
             return int(self._components.shape[0])
         return len(vectorizer.vocabulary_)
 
-    @property
-    def max_chars(self) -> int | None:
-        return self._max_chars
-
-    @property
-    def stats(self) -> TruncationStats:
-        return self._stats
-
     def _require_fitted(self) -> Any:
         if self._vectorizer is None:
             raise NotFittedError("the TF-IDF featuriser is not fitted: call fit(texts) first")
@@ -105,7 +95,7 @@ class TfidfFeaturiser:
         The SVD keeps at most ``min(svd_dims, terms - 1, texts - 1)`` directions, so tiny
         training sets still fit (``dim`` tells the result).
         """
-        clipped = clip_texts(texts, self._max_chars, self._stats, self.name)
+        clipped = self._clip(texts)
         vectorizer = self._new_vectorizer()
         try:
             matrix = vectorizer.fit_transform(clipped)
@@ -134,7 +124,7 @@ class TfidfFeaturiser:
     def transform(self, texts: Sequence[str]) -> np.ndarray:
         """``(n, dim)`` float32; unseen terms are ignored, so an all-new prompt gives a zero row."""
         vectorizer = self._require_fitted()
-        clipped = clip_texts(texts, self._max_chars, self._stats, self.name)
+        clipped = self._clip(texts)
         matrix = vectorizer.transform(clipped)
         if self._components is None:
             return np.asarray(matrix.toarray(), dtype=np.float32)
