@@ -14,14 +14,20 @@ from numpy.typing import ArrayLike, NDArray
 FloatArray = NDArray[np.float64]
 
 
-def _finite_points(costs: ArrayLike, qualities: ArrayLike) -> tuple[FloatArray, FloatArray]:
+def operating_points(
+    costs: ArrayLike, qualities: ArrayLike, *, allow_inf: bool = False
+) -> tuple[FloatArray, FloatArray]:
+    """Validated 1-D (cost, quality) arrays of a curve's operating points: never NaN, and
+    finite unless ``allow_inf`` (a cost target may compare against an infinite cost)."""
     c = np.atleast_1d(np.asarray(costs, dtype=np.float64))
     q = np.atleast_1d(np.asarray(qualities, dtype=np.float64))
     if c.ndim != 1 or c.shape != q.shape:
         raise ValueError("costs and qualities must be 1-D arrays of the same length")
     if c.size == 0:
         raise ValueError("no operating points")
-    if not (np.isfinite(c).all() and np.isfinite(q).all()):
+    if np.isnan(c).any() or np.isnan(q).any():
+        raise ValueError("operating points must not contain NaN")
+    if not allow_inf and not (np.isfinite(c).all() and np.isfinite(q).all()):
         raise ValueError("operating points must be finite (no NaN / inf)")
     return c, q
 
@@ -33,7 +39,7 @@ def upper_hull(costs: ArrayLike, qualities: ArrayLike) -> tuple[FloatArray, Floa
     cheapest point of maximum quality; points below it or beyond the maximum are dropped, as
     are collinear middle points. Returns ``(hull_costs, hull_qualities)``.
     """
-    c, q = _finite_points(costs, qualities)
+    c, q = operating_points(costs, qualities)
     order = np.lexsort((-q, c))
     c, q = c[order], q[order]
     first = np.r_[True, c[1:] != c[:-1]]  # best quality at each distinct cost
@@ -92,7 +98,7 @@ def aiq(costs: ArrayLike, qualities: ArrayLike, max_cost: float) -> float:
     """
     if not (np.isfinite(max_cost) and max_cost > 0):
         raise ValueError("max_cost must be a positive number")
-    c, q = _finite_points(costs, qualities)
+    c, q = operating_points(costs, qualities)
     hx, hy = upper_hull(c / max_cost, q)
     return hull_area(hx, hy, 0.0, 1.0)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from codyn.metrics.curves import operating_points
+
 FloatArray = NDArray[np.float64]
 
 # Float noise in means of 0/1 scores (e.g. 0.49999999999999994 for 1/2): comparisons that
@@ -159,7 +161,7 @@ def cost_to_match(costs: ArrayLike, qualities: ArrayLike, target_quality: float)
     measured points count (no interpolation: a router cannot run between two thresholds
     without randomising). A shortfall below ATOL counts as reaching the target.
     """
-    c, q = _points(costs, qualities)
+    c, q = operating_points(costs, qualities, allow_inf=True)
     ok = q >= target_quality - ATOL
     return float(c[ok].min()) if ok.any() else float("nan")
 
@@ -169,21 +171,9 @@ def best_quality_within(costs: ArrayLike, qualities: ArrayLike, budget: float) -
 
     ANCHORS "best q <= SBS cost" with ``budget`` = the SBS's mean cost.
     """
-    c, q = _points(costs, qualities)
+    c, q = operating_points(costs, qualities, allow_inf=True)
     ok = c <= budget + ATOL * max(1.0, abs(budget))
     return float(q[ok].max()) if ok.any() else float("nan")
-
-
-def _points(costs: ArrayLike, qualities: ArrayLike) -> tuple[FloatArray, FloatArray]:
-    c = np.atleast_1d(np.asarray(costs, dtype=np.float64))
-    q = np.atleast_1d(np.asarray(qualities, dtype=np.float64))
-    if c.ndim != 1 or c.shape != q.shape:
-        raise ValueError("costs and qualities must be 1-D arrays of the same length")
-    if c.size == 0:
-        raise ValueError("no operating points")
-    if np.isnan(c).any() or np.isnan(q).any():
-        raise ValueError("operating points must not contain NaN")
-    return c, q
 
 
 def selection_share(choices: ArrayLike, n_models: int) -> FloatArray:
