@@ -22,6 +22,7 @@ from codyn.cli import (  # noqa: E402,F401  (each module registers its commands)
     import_command,
     router_commands,
     serve_commands,
+    similarity_commands,
 )
 
 
