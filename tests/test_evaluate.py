@@ -279,6 +279,29 @@ def test_cli_reproduces_anchor_baselines_on_rb_mbpp(benchmarks: Path, tmp_path: 
     assert any("0 prompt(s) not in the file dropped" in n for n in d["notes"])
 
 
+def test_eval_on_rllm_gsm8k_matches_anchors_and_headroom(benchmarks: Path, tmp_path: Path) -> None:
+    from codyn.analysis import headroom
+    from codyn.data.importers import read
+    from codyn.splits import load_split_file
+
+    data = read("routellm", [benchmarks / "routellm" / "gsm8k"], keep_contaminated=True)
+    path = data.save(tmp_path / "gsm8k.parquet")
+    split_file = benchmarks / "anchors" / "splits" / "rllm_gsm8k.tsv"
+    out = run_cli("eval", path, "--routers", "random", "--split-file", split_file, "--json")
+    assert out.code == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert (d["n_train"], d["n_test"]) == (923, 396)
+    assert d["oracle"]["aiq"] == pytest.approx(0.891, abs=5e-4)
+    assert d["oracle"]["apgr"] == pytest.approx(1.174, abs=5e-4)
+    assert d["zero_router"]["aiq"] == pytest.approx(0.750, abs=5e-4)
+    assert d["sbs"]["model"] == "gpt-4-1106-preview"
+    assert d["random"]["quality_lo"] <= 0.760 <= d["random"]["quality_hi"]  # anchors' random q
+    # The same test split through `headroom`: SBS by test mean and the oracle agree.
+    room = headroom(load_split_file(data, split_file)[1])
+    assert d["sbs"]["test_q"] == pytest.approx(room["sbs_mean"])
+    assert d["oracle"]["q_at_zero"] == pytest.approx(room["oracle_mean"])
+
+
 def test_test_prompts_missing_a_score_are_left_out_and_noted():
     train, test = make_data().split(test_size=0.3, seed=0)
     score = test.score.copy()
