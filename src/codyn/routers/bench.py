@@ -7,27 +7,15 @@ router's prediction plus the `UtilityPolicy` choice on it.
 
 from __future__ import annotations
 
-import resource
-import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from codyn.errors import CodynError
+from codyn.benchmarking import time_calls
 from codyn.policy import UtilityPolicy
 from codyn.routers.base import Router
-
-MIN_BATCHED_S = 0.5
-"""The batched pass repeats over the prompts until it has run this long (a stable rate)."""
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB (``ru_maxrss`` is KiB on Linux)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 def bench_router(
@@ -40,44 +28,12 @@ def bench_router(
     model_costs: ArrayLike | None = None,
     knob: float = 0.0,
 ) -> dict[str, Any]:
-    """Time ``n`` one-prompt decisions (cycling through ``texts``), then the same prompts in
-    batches of ``batch_size``.
-
-    Returns ``p50_ms``, ``p99_ms``, ``mean_ms`` (one prompt), ``throughput_per_s`` (batched),
-    ``rss_mb`` (peak), ``n``, ``n_warmup`` and ``batch_size``. ``model_costs`` default to 1.
-    """
-    if not texts:
-        raise CodynError("benchmarking needs at least one prompt")
-    if n < 1 or n_warmup < 0 or batch_size < 1:
-        raise CodynError("n and batch_size must be positive, n_warmup non-negative")
+    """`time_calls` on one decision: the router's prediction and the `UtilityPolicy` choice at
+    ``knob`` (``model_costs`` default to 1)."""
     costs = np.ones(len(router.model_names_)) if model_costs is None else model_costs
     policy = UtilityPolicy()
-    prompts = [texts[i % len(texts)] for i in range(n)]
 
     def decide(batch: list[str]) -> None:
         policy.decide(router.predict(batch), costs, knob)
 
-    for i in range(n_warmup):
-        decide([texts[i % len(texts)]])
-    elapsed = np.empty(n)
-    for i, prompt in enumerate(prompts):
-        start = time.perf_counter()
-        decide([prompt])
-        elapsed[i] = time.perf_counter() - start
-    done, start = 0, time.perf_counter()
-    while done == 0 or time.perf_counter() - start < MIN_BATCHED_S:
-        for i in range(0, n, batch_size):
-            decide(prompts[i : i + batch_size])
-        done += n
-    batched = time.perf_counter() - start
-    ms = elapsed * 1000.0
-    return {
-        "p50_ms": float(np.percentile(ms, 50)),
-        "p99_ms": float(np.percentile(ms, 99)),
-        "mean_ms": float(ms.mean()),
-        "throughput_per_s": done / batched,
-        "rss_mb": peak_rss_mb(),
-        "n": n,
-        "n_warmup": n_warmup,
-        "batch_size": batch_size,
-    }
+    return time_calls(decide, texts, n_warmup, n, batch_size=batch_size)
