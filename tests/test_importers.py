@@ -404,5 +404,5 @@ def test_cli_import_writes_parquet_and_summary(rb_mbpp, benchmarks, tmp_path):
     mbpp = benchmarks / "routerdc" / "split2_model7" / "mbpp.json"
     result = run_cli("import", "routerdc", mbpp, "-o", out, "--json")
     summary = json.loads(result.stdout)
-    assert summary["prompts"] == 499 and summary["tasks"] == {"mbpp": 499}
+    assert summary["n_prompts"] == 499 and summary["tasks"] == {"mbpp": 499}
     assert summary["cost_basis"] == "unknown" and len(summary["notes"]) == 2

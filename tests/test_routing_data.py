@@ -155,3 +155,12 @@ def test_long_round_trip_frame():
     long = data.to_long()
     assert len(long) == 9
     assert list(long.columns[:4]) == ["prompt_id", "prompt", "task", "model"]
+
+
+def test_summary_counts_tasks_missing_scores_and_optional_parts():
+    summary = make_data(n=6).summary()
+    assert summary["n_prompts"] == 6 and summary["tasks"] == {"code": 3, "math": 3}
+    assert summary["missing_scores"] == 1  # the NaN at [0, 1]
+    assert summary["has_samples"] and summary["has_responses"] and summary["has_tokens"]
+    assert summary["cost_note"] == "costs: observed USD per call"
+    assert [m["name"] for m in summary["models"]] == ["small", "mid", "big"]

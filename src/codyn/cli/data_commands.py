@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 
 from codyn.analysis import headroom
@@ -76,21 +74,7 @@ def headroom_command(
 def info_command(data: DataPath, as_json: AsJson = False) -> None:
     """What a routing data set holds: prompts, models, tasks, costs and notes."""
     routing = RoutingData.load(data)
-    tasks = Counter(routing.tasks.tolist())
-    payload = {
-        "path": str(data),
-        "n_prompts": routing.n_prompts,
-        "models": [m.to_dict() for m in routing.models],
-        "tasks": dict(sorted(tasks.items())),
-        "cost_basis": routing.cost_basis,
-        "cost_note": routing.describe_costs(),
-        "missing_scores": int(np.isnan(routing.score).sum()),
-        "has_tokens": routing.tokens_in is not None,
-        "has_samples": routing.samples is not None,
-        "has_responses": routing.responses is not None,
-        "source": routing.source,
-        "notes": routing.notes,
-    }
+    payload = {"path": str(data), **routing.summary()}
     if as_json:
         print_json(payload)
         return
@@ -102,7 +86,9 @@ def info_command(data: DataPath, as_json: AsJson = False) -> None:
             [[m.name, m.input_price, m.output_price] for m in routing.models],
         )
     )
-    console.print(table("Tasks", ["task", "prompts"], [[t, n] for t, n in sorted(tasks.items())]))
+    console.print(
+        table("Tasks", ["task", "prompts"], [[t, n] for t, n in payload["tasks"].items()])
+    )
     console.print(routing.describe_costs())
     for note in routing.notes:
         console.print(f"note: {note}")

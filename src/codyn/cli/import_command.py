@@ -6,7 +6,6 @@ is written unless the whole import succeeded.
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +14,6 @@ import typer
 from codyn.cli.main import app
 from codyn.cli.output import print_json
 from codyn.data import importers
-from codyn.data.routing import RoutingData
 from codyn.errors import DataError
 
 MAX_TASKS_SHOWN = 15
@@ -58,7 +56,7 @@ def import_data(
         data.save(output)
     except OSError as exc:
         raise DataError(f"cannot write the output ({exc.strerror or exc})", path=output) from None
-    summary = summarise(fmt, data, output)
+    summary = {"output": str(output), "format": fmt, **data.summary()}
     if as_json:
         print_json(summary)
     else:
@@ -79,28 +77,12 @@ def parse_options(items: list[str]) -> dict[str, str]:
     return options
 
 
-def summarise(fmt: str, data: RoutingData, output: Path) -> dict[str, Any]:
-    """What the command reports: sizes, tasks with counts, what costs mean, notes."""
-    tasks = Counter(data.tasks.tolist())
-    return {
-        "output": str(output),
-        "format": fmt,
-        "source": data.source,
-        "prompts": data.n_prompts,
-        "models": [m.to_dict() for m in data.models],
-        "tasks": dict(sorted(tasks.items())),
-        "cost_basis": data.cost_basis,
-        "costs": data.describe_costs(),
-        "notes": list(data.notes),
-    }
-
-
 def print_summary(summary: dict[str, Any]) -> None:
     tasks: dict[str, int] = summary["tasks"]
     shown = sorted(tasks.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_TASKS_SHOWN]
     more = len(tasks) - len(shown)
     print(
-        f"imported {summary['prompts']} prompts x {len(summary['models'])} models "
+        f"imported {summary['n_prompts']} prompts x {len(summary['models'])} models "
         f"({summary['format']}) -> {summary['output']}"
     )
     print("models: " + ", ".join(m["name"] for m in summary["models"]))
@@ -109,6 +91,6 @@ def print_summary(summary: dict[str, Any]) -> None:
         + ", ".join(f"{task} {n}" for task, n in shown)
         + (f", ... {more} more" if more > 0 else "")
     )
-    print(summary["costs"])
+    print(summary["cost_note"])
     for note in summary["notes"]:
         print(f"note: {note}")

@@ -188,6 +188,26 @@ class RoutingData:
             "unknown": "costs unknown: cost columns are NaN",
         }[self.cost_basis]
 
+    def summary(self) -> dict[str, Any]:
+        """What the data set holds, for `codyn info` and `codyn import`: sizes, models, tasks
+        with counts, what costs mean, which optional matrices exist, and the notes."""
+        tasks: dict[str, int] = {}
+        for task in self.tasks:
+            tasks[task] = tasks.get(task, 0) + 1
+        return {
+            "n_prompts": self.n_prompts,
+            "models": [m.to_dict() for m in self.models],
+            "tasks": dict(sorted(tasks.items())),
+            "cost_basis": self.cost_basis,
+            "cost_note": self.describe_costs(),
+            "missing_scores": int(np.isnan(self.score).sum()),
+            "has_tokens": self.tokens_in is not None,
+            "has_samples": self.samples is not None,
+            "has_responses": self.responses is not None,
+            "source": self.source,
+            "notes": list(self.notes),
+        }
+
     # -- selection ---------------------------------------------------------------------------
 
     def take(self, indices: Sequence[int] | np.ndarray) -> RoutingData:
