@@ -465,3 +465,7 @@ def test_paired_bootstrap_aiq_is_fast_enough() -> None:
     _, lo, hi = paired_bootstrap_aiq(ch_a, ch_b, score, cost, cost.mean(0).max())
     assert lo <= hi
     assert time.perf_counter() - t0 < 30  # ~1 s on one core; generous for shared CI
+
+
+def test_selection_entropy_of_one_model_is_positive_zero():
+    assert math.copysign(1.0, selection_entropy([0.0, 1.0, 0.0])) == 1.0

@@ -487,7 +487,7 @@ def _assess(
         q_at_zero=float(curve.qualities[-1]),
         cost_at_zero=float(curve.costs[-1]),
         selection_share=shares,
-        selection_entropy=abs(selection_entropy(shares)),  # never -0.0
+        selection_entropy=selection_entropy(shares),
     )
     if ctx.cost_known:
         result.aiq = aiq(curve.costs, curve.qualities, ctx.max_cost)

@@ -201,7 +201,7 @@ def selection_entropy(shares: ArrayLike, normalised: bool = True) -> float:
         raise ValueError("shares must be non-negative, finite and not all zero")
     p = p / p.sum()
     nz = p[p > 0]
-    h = float(-np.sum(nz * np.log(nz)))
+    h = max(0.0, float(-np.sum(nz * np.log(nz))))  # one model: 0.0, never -0.0
     if not normalised:
         return h
     return h / float(np.log(p.size)) if p.size > 1 else 0.0
