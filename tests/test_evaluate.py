@@ -225,6 +225,25 @@ def test_bad_inputs_are_clear_errors(split: tuple[RoutingData, RoutingData]) -> 
 # -- CLI ---------------------------------------------------------------------------------------
 
 
+def test_reference_gives_paired_differences(split: tuple[RoutingData, RoutingData]) -> None:
+    train, test = split
+    result = evaluate(train, test, ["cheapest", "sbs", NoisyOracle()], n_boot=200, reference="sbs")
+    assert result.reference == "sbs"
+    sbs = result.routers["sbs"]
+    assert all(math.isnan(v) for v in sbs.aiq_diff_vs_reference)
+    for name in ("cheapest", "noisy-oracle"):
+        r = result.routers[name]
+        diff, lo, hi = r.aiq_diff_vs_reference
+        assert diff == pytest.approx(r.aiq - sbs.aiq, abs=1e-12)
+        assert lo <= diff <= hi
+    # The noisy oracle is far above the SBS: its whole interval is above zero.
+    assert result.routers["noisy-oracle"].aiq_diff_vs_reference[1] > 0
+    d = result.to_dict()
+    assert d["reference"] == "sbs" and "aiq_diff_vs_reference" in d["routers"]["cheapest"]
+    with pytest.raises(CodynError, match="reference 'knn' is not one of the routers"):
+        evaluate(train, test, ["sbs"], n_boot=10, reference="knn")
+
+
 @pytest.fixture(scope="module")
 def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_data(n=160).save(tmp_path_factory.mktemp("eval") / "toy.parquet")
@@ -235,6 +254,16 @@ def test_cli_table(data_file: Path) -> None:
     assert out.code == 0, out.stderr
     for text in ("zero router", "SBS large", "oracle", "AIQ − zero [95%]", "observed USD"):
         assert text in out.stdout
+
+
+def test_cli_reference_column(data_file: Path) -> None:
+    out = run_cli(
+        "eval", data_file, "--routers", "random,sbs", "--reference", "sbs", "--test-size", "0.4"
+    )
+    assert out.code == 0, out.stderr
+    assert "AIQ − sbs [95%]" in out.stdout
+    bad = run_cli("eval", data_file, "--routers", "random", "--reference", "sbs")
+    assert bad.code == 1 and "reference 'sbs' is not one of the routers" in bad.stderr
 
 
 def test_cli_json_and_split_options(data_file: Path, tmp_path: Path) -> None:

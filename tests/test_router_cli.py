@@ -161,6 +161,6 @@ def test_corrupted_router_directory_is_one_clear_line(files, tmp_path) -> None:
 
 def test_train_bad_input_is_one_clear_line(files, tmp_path) -> None:
     unknown = run_cli("train", files["data"], "--router", "knn", "--param", "q=1", "-o", tmp_path)
-    assert unknown.code == 1 and "'knn' takes: k, weights, featuriser" in unknown.stderr
+    assert unknown.code == 1 and "'knn' takes: k, weights, task_prior, featuriser" in unknown.stderr
     bad_k = run_cli("train", files["data"], "--router", "knn", "--param", "k=0", "-o", tmp_path)
     assert bad_k.code == 1 and "k must be a positive integer" in bad_k.stderr

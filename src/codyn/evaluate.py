@@ -62,6 +62,7 @@ SUMMARY_KEYS = (
     "codyn_cost_at_sbs_q",
     "best_quality_at_sbs_cost",
     "aiq_diff_vs_zero",
+    "aiq_diff_vs_reference",
     "selection_entropy",
 )
 NAN = float("nan")
@@ -108,6 +109,8 @@ class RouterResult:
     cpt50: float = NAN
     cpt80: float = NAN
     aiq_diff_vs_zero: tuple[float, float, float] = (NAN, NAN, NAN)
+    aiq_diff_vs_reference: tuple[float, float, float] = (NAN, NAN, NAN)
+    """AIQ minus the reference router's, with its paired 95% bootstrap interval."""
     selection_share: FloatArray = field(default_factory=lambda: np.empty(0))
     selection_entropy: float = NAN
 
@@ -140,6 +143,8 @@ class EvaluationResult:
     routers: dict[str, RouterResult]
     cost_note: str
     notes: list[str]
+    reference: str | None = None
+    """The router every other one is compared with (``aiq_diff_vs_reference``), if any."""
 
     @property
     def model_names(self) -> list[str]:
@@ -161,6 +166,7 @@ class EvaluationResult:
             "zero_router": self.zero_router,
             "random": self.random,
             "oracle": self._router_dict(self.oracle),
+            "reference": self.reference,
             "routers": {name: self._router_dict(r) for name, r in self.routers.items()},
         }
 
@@ -169,8 +175,10 @@ class EvaluationResult:
         the ``codyn eval`` table and of the report's metrics table (NaN = n/a)."""
         keys = list(SUMMARY_KEYS)
         d = self.to_dict()
+        no_interval = dict.fromkeys(("diff", "lo", "hi"), NAN)
         blank = dict.fromkeys(keys, NAN) | {
-            "aiq_diff_vs_zero": dict.fromkeys(("diff", "lo", "hi"), NAN)
+            "aiq_diff_vs_zero": no_interval,
+            "aiq_diff_vs_reference": no_interval,
         }
         rnd, sbs = d["random"], d["sbs"]
         rows = [
@@ -218,6 +226,9 @@ class EvaluationResult:
             "codyn_cost_at_sbs_q": r.codyn_cost_at_sbs_q,
             "best_quality_at_sbs_cost": r.best_quality_at_sbs_cost,
             "aiq_diff_vs_zero": dict(zip(("diff", "lo", "hi"), r.aiq_diff_vs_zero, strict=True)),
+            "aiq_diff_vs_reference": dict(
+                zip(("diff", "lo", "hi"), r.aiq_diff_vs_reference, strict=True)
+            ),
             "selection_share": dict(zip(names, r.selection_share.tolist(), strict=True)),
             "selection_entropy": r.selection_entropy,
             "curve": [
@@ -272,12 +283,16 @@ def evaluate(
     n_boot: int = 1000,
     strong: str | None = None,
     weak: str | None = None,
+    reference: str | None = None,
 ) -> EvaluationResult:
     """Fit every router on ``train``, sweep and score it on ``test`` (see the module docstring).
 
     ``routers`` are specs for `make_router` or `Router` objects (fitted here). ``strong`` /
     ``weak`` override the pair (default: strong = SBS by train mean, ties -> cheaper; weak =
     the cheapest other model with train q >= 70% of the strong's, cost ties -> higher train q).
+    ``reference`` names one of the routers (its spec, or its name in the result): every other
+    router's AIQ is then compared with it by a paired bootstrap over test prompts
+    (``aiq_diff_vs_reference``), e.g. a new router against a peer's predictions.
     Without known costs every call costs 1 and the cost metrics are NaN.
     """
     if train.model_names != test.model_names:
@@ -311,6 +326,8 @@ def evaluate(
             raise CodynError(f"router {name!r} predicts for models {router.model_names_}")
         predicted = router.predict(test)
         results[name] = _assess(name, router.family, predicted, _utility_sweep(predicted, ctx), ctx)
+    if reference is not None:
+        _compare_with(results, reference, ctx)
     oracle = _assess("oracle", "oracle", test.score, _oracle_sweep(ctx), ctx)
     return EvaluationResult(
         train=train,
@@ -328,7 +345,30 @@ def evaluate(
         cost_note=test.describe_costs()
         + ("" if ctx.cost_known else "; every call counted as cost 1, cost metrics n/a"),
         notes=list(dict.fromkeys(test.notes)),
+        reference=reference,
     )
+
+
+def _compare_with(results: dict[str, RouterResult], reference: str, ctx: _Context) -> None:
+    """Set every other router's ``aiq_diff_vs_reference`` (paired bootstrap on test prompts)."""
+    if reference not in results:
+        raise CodynError(
+            f"reference {reference!r} is not one of the routers evaluated: {', '.join(results)}"
+        )
+    if not ctx.cost_known:
+        return  # no cost axis, no AIQ to compare
+    base = results[reference].curve.choices
+    for name, result in results.items():
+        if name != reference:
+            result.aiq_diff_vs_reference = paired_bootstrap_aiq(
+                result.curve.choices,
+                base,
+                ctx.score,
+                ctx.cost,
+                ctx.max_cost,
+                n_boot=ctx.n_boot,
+                seed=ctx.seed,
+            )
 
 
 def _unique(name: str, taken: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from codyn.cli.output import console, print_json, table
 from codyn.data.routing import RoutingData
 from codyn.evaluate import EvaluationResult, evaluate
 from codyn.report import write_report
-from codyn.report.tables import number, summary_cells
+from codyn.report.tables import number, summary_cells, with_reference_column
 from codyn.splits import train_test
 
 COLUMNS = {
@@ -44,8 +44,9 @@ def print_evaluation(result: EvaluationResult, title: str) -> None:
         f"[bold]{title}[/bold]: train {d['n_train']} / test {d['n_test']} prompts; "
         f"SBS [cyan]{d['sbs']['model']}[/cyan] test q {d['sbs']['test_q']:.3f}; {pair}"
     )
-    rows = [[r[k] for k in COLUMNS] for r in summary_cells(result)]
-    out = table("Routers on the test split", list(COLUMNS.values()), rows)
+    columns = with_reference_column(COLUMNS, result)
+    rows = [[r[k] for k in columns] for r in summary_cells(result)]
+    out = table("Routers on the test split", list(columns.values()), rows)
     if console.is_terminal:
         console.print(out)
     else:  # piped or captured: the whole table on long lines rather than cells wrapped at 80
@@ -88,6 +89,13 @@ def eval_command(
         str | None, typer.Option("--strong", help="Strong model of the pair [SBS].")
     ] = None,
     weak: Annotated[str | None, typer.Option("--weak", help="Weak model of the pair.")] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            "--reference",
+            help="One of --routers: compare every other router's AIQ with it (paired bootstrap).",
+        ),
+    ] = None,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write an HTML report into this directory.")
     ] = None,
@@ -102,7 +110,16 @@ def eval_command(
         split_file=split_file,
         seed=seed,
     )
-    result = evaluate(train, held_out, specs, n_points=points, seed=seed, strong=strong, weak=weak)
+    result = evaluate(
+        train,
+        held_out,
+        specs,
+        n_points=points,
+        seed=seed,
+        strong=strong,
+        weak=weak,
+        reference=reference,
+    )
     page = None
     if report is not None:
         page = write_report(result, report, title=f"codyn eval: {data.name}")

@@ -43,6 +43,8 @@ class MiniLMFeaturiser(ClippingFeaturiser):
 
     name = "minilm"
     max_tokens = 256
+    worth_caching = True
+    """Tens of milliseconds per prompt: routers keep batch embeddings in the on-disk cache."""
 
     def __init__(
         self,

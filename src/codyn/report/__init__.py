@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 import codyn
 from codyn.evaluate import EvaluationResult, RouterResult
 from codyn.report.figures import cost_quality_figure, pgr_figure, quality_figure, selection_figure
-from codyn.report.tables import number, significant, summary_cells
+from codyn.report.tables import number, significant, summary_cells, with_reference_column
 from codyn.report.template import PAGE
 
 N_EXAMPLES = 5
@@ -138,8 +138,9 @@ def write_report(result: EvaluationResult, directory: str | Path, *, title: str)
     confidence = [
         block for r in result.routers.values() if r.learned for block in _examples(result, r)
     ]
+    columns = with_reference_column(COLUMNS, result)
     rows = [
-        {"css": "baseline" if r["kind"] == "baseline" else "", "cells": [r[k] for k in COLUMNS]}
+        {"css": "baseline" if r["kind"] == "baseline" else "", "cells": [r[k] for k in columns]}
         for r in summary_cells(result)
     ]
     page = (
@@ -155,7 +156,7 @@ def write_report(result: EvaluationResult, directory: str | Path, *, title: str)
             cost_note=d["cost_note"],
             notes=d["notes"],
             models=models,
-            columns=list(COLUMNS.values()),
+            columns=list(columns.values()),
             rows=rows,
             figures=rendered,
             confidence=confidence,

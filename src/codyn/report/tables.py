@@ -33,6 +33,13 @@ def interval(d: dict[str, float]) -> str:
     return f"{d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
 
 
+def with_reference_column(columns: dict[str, str], result: EvaluationResult) -> dict[str, str]:
+    """``columns`` (key -> heading) plus the AIQ difference to the reference router, if any."""
+    if result.reference is None:
+        return columns
+    return {**columns, "aiq_diff_vs_reference": f"AIQ − {result.reference} [95%]"}
+
+
 def summary_cells(result: EvaluationResult) -> list[dict[str, Any]]:
     """`EvaluationResult.summary` with every metric formatted for display.
 
@@ -57,6 +64,7 @@ def summary_cells(result: EvaluationResult) -> list[dict[str, Any]]:
                 "codyn_cost_at_sbs_q": number(r["codyn_cost_at_sbs_q"]),
                 "best_quality_at_sbs_cost": number(r["best_quality_at_sbs_cost"]),
                 "aiq_diff_vs_zero": interval(r["aiq_diff_vs_zero"]),
+                "aiq_diff_vs_reference": interval(r["aiq_diff_vs_reference"]),
                 "selection_entropy": number(r["selection_entropy"], 2),
             }
         )

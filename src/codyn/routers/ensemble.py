@@ -123,6 +123,9 @@ class EnsembleRouter(EmbeddingRouter):
         for cls in self._member_classes():
             member = cls()
             member.featuriser = self.featuriser  # informative only: X comes from the ensemble
+            # Members see raw scores: pairwise members compare models' scores within a prompt,
+            # which residuals from per-model task means would not preserve.
+            member.task_prior = False
             member._check_params()
             member.model_names_ = list(self.model_names_)
             members.append(member)

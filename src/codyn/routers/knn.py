@@ -35,14 +35,23 @@ class KNNRouter(EmbeddingRouter):
     cosine similarity (clipped at 0), so closer prompts count more. Missing scores (NaN) are
     skipped per model; a model with no known score among the neighbours gets its train mean (NaN
     if it has none). ``k`` larger than the train set uses every train prompt.
+
+    ``task_prior`` (on by default): on data with several tasks, the neighbours' deviations from
+    their own task's mean are averaged and added to the prompt's predicted task mean
+    (`codyn.routers.tasks`), so neighbours from another task no longer blur the estimate.
     """
 
     def __init__(
-        self, k: int = 300, weights: str = "similarity", featuriser: str = DEFAULT_FEATURISER
+        self,
+        k: int = 300,
+        weights: str = "similarity",
+        task_prior: bool = True,
+        featuriser: str = DEFAULT_FEATURISER,
     ) -> None:
         super().__init__(featuriser)
         self.k = k
         self.weights = weights
+        self.task_prior = task_prior
 
     def _check_params(self) -> None:
         if not isinstance(self.k, int) or self.k < 1:

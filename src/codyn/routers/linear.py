@@ -76,20 +76,32 @@ class LinearRouter(EmbeddingRouter):
 
     Features arrive scaled to unit mean row norm (`EmbeddingRouter`), so one ``alpha`` suits
     every featuriser; 30 won on validation splits of four public train sets.
+
+    ``task_prior`` (squared loss only): on data with several tasks, fit the deviations from each
+    task's mean and add the predicted task's mean back (`codyn.routers.tasks`). The logistic
+    loss models pass rates in [0, 1] directly and ignores it.
     """
 
     def __init__(
-        self, alpha: float = 30.0, loss: str = "squared", featuriser: str = DEFAULT_FEATURISER
+        self,
+        alpha: float = 30.0,
+        loss: str = "squared",
+        task_prior: bool = True,
+        featuriser: str = DEFAULT_FEATURISER,
     ) -> None:
         super().__init__(featuriser)
         self.alpha = alpha
         self.loss = loss
+        self.task_prior = task_prior
 
     def _check_params(self) -> None:
         if self.loss not in LOSSES:
             raise CodynError(f"linear: loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if not self.alpha > 0:
             raise CodynError(f"linear: alpha must be > 0, got {self.alpha!r}")
+
+    def _centres_on_tasks(self) -> bool:
+        return self.task_prior and self.loss == "squared"
 
     def _fit_features(self, X: Features, train: RoutingData) -> None:
         score = train.score

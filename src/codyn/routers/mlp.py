@@ -56,6 +56,8 @@ class MLPRouter(EmbeddingRouter):
     initialisation, the batches and the held-out prompts. The strong default penalty won on
     validation splits of four public train sets: with a few hundred noisy 0/1 labels per model
     a lightly regularised network overfits (RouterBench's MLP falls below the zero router).
+    ``task_prior``: on data with several tasks the network learns deviations from each task's
+    mean score (`codyn.routers.tasks`).
     """
 
     def __init__(
@@ -68,9 +70,11 @@ class MLPRouter(EmbeddingRouter):
         validation_fraction: float = 0.1,
         patience: int = 20,
         seed: int = 0,
+        task_prior: bool = True,
         featuriser: str = DEFAULT_FEATURISER,
     ) -> None:
         super().__init__(featuriser)
+        self.task_prior = task_prior
         self.hidden = hidden
         self.alpha = alpha
         self.learning_rate = learning_rate
