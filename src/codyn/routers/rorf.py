@@ -7,7 +7,7 @@ least ``pass_threshold``; on 0/1 scores this is exactly RoRF's labelling. A scik
 `RandomForestClassifier` learns the labels per pair: RoRF's 100 trees of depth at most 20, but
 leaves of at least 5 prompts and trees grown on half-size bootstrap samples, which on our
 validation splits scored as well as RoRF's fully grown trees with a third of the nodes (36
-pairs x 100 trees on 5,489 prompts: 2.0M nodes, 64 MB of weights, about 2 minutes to fit).
+pairs x 100 trees on 5,489 prompts: 2.0M nodes, 64 MB of weights, 83 s to fit on 2 cores).
 
 The pairwise win probability is ``P(only a) + (P(both fail) + P(both pass)) / 2`` (RoRF gives a
 tie to one side as a cost preference; here costs are the policy's job), and the n-way
@@ -160,7 +160,8 @@ class RoRFRouter(EmbeddingRouter):
     """Pairwise random forests on the four joint-outcome labels, combined by Bradley-Terry.
 
     ``n_estimators``, ``max_depth``, ``min_samples_leaf``, ``max_features``, ``max_samples``:
-    each pair's `RandomForestClassifier`; ``n_jobs`` its threads. ``max_pairs``: most model pairs
+    each pair's `RandomForestClassifier`; ``n_jobs`` its threads (-1: every core; the trees do
+    not depend on it). ``max_pairs``: most model pairs
     trained (all of them up to 11 models). ``pass_threshold``: the score that counts as a pass
     in a tie. ``prior``: virtual ties per pair in the Bradley-Terry fit. Predictions are
     expected scores.
@@ -183,7 +184,7 @@ class RoRFRouter(EmbeddingRouter):
         pass_threshold: float = 0.5,
         prior: float = 0.1,
         seed: int = 0,
-        n_jobs: int = 1,
+        n_jobs: int = -1,
     ) -> None:
         super().__init__(featuriser)
         self.n_estimators = n_estimators
