@@ -105,6 +105,11 @@ def test_task_prior_routes_a_small_task_to_its_own_best_model() -> None:
     # On train prompts of the small task the centred estimate is close to the truth.
     predicted = centred.predict(data.take(small))
     assert np.abs(predicted - data.score[small]).max() < 0.2
+    # Prior plus residual stays within the scores seen in training (here 0..1).
+    between = centred.predict(["Translate the Python function that sorts into French"] * 2)
+    assert (between >= 0).all() and (between <= 1).all()
+    np.testing.assert_array_equal(centred.task_model_.low_, [0.0, 0.0])
+    np.testing.assert_array_equal(centred.task_model_.high_, [1.0, 1.0])
     for family in ("linear", "mlp"):
         router = make_router(family, featuriser=FAST).fit(data)
         assert router.task_model_ is not None

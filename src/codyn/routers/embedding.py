@@ -178,7 +178,7 @@ class EmbeddingRouter(Router):
         X = self.transform(texts)
         predicted = self._predict_features(X)
         if self.task_model_ is not None:
-            predicted = predicted + self.task_model_.prior(X)
+            predicted = self.task_model_.add_prior(X, predicted)
         return predicted
 
     def _state(self) -> State:

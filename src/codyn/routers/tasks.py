@@ -12,6 +12,7 @@ only what is left, ``score - mean of the prompt's own task``. Data with a single
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -35,20 +36,31 @@ class TaskModel:
     """P(task | features) and per-task mean scores; fitted by `fit_task_model`.
 
     ``classes_``: task names; ``coef_`` (``tasks x dim``) and ``intercept_`` (``tasks``): the
-    softmax classifier; ``means_`` (``tasks x models``): shrunk mean score per task and model.
+    softmax classifier; ``means_`` (``tasks x models``): shrunk mean score per task and model;
+    ``low_`` / ``high_`` (``models``): each model's lowest and highest train score.
     """
 
     def __init__(
-        self, classes: list[str], coef: FloatArray, intercept: FloatArray, means: FloatArray
+        self,
+        classes: list[str],
+        coef: FloatArray,
+        intercept: FloatArray,
+        means: FloatArray,
+        low: FloatArray,
+        high: FloatArray,
     ) -> None:
         if coef.shape[0] != len(classes) or intercept.shape != (len(classes),):
             raise ValueError(f"task classifier arrays do not fit {len(classes)} tasks")
         if means.ndim != 2 or means.shape[0] != len(classes):
             raise ValueError(f"task means do not fit {len(classes)} tasks")
+        if np.shape(low) != (means.shape[1],) or np.shape(high) != (means.shape[1],):
+            raise ValueError(f"score ranges do not fit {means.shape[1]} models")
         self.classes_ = list(classes)
         self.coef_ = np.asarray(coef, dtype=np.float32)
         self.intercept_ = np.asarray(intercept, dtype=np.float64)
         self.means_ = np.asarray(means, dtype=np.float64)
+        self.low_ = np.asarray(low, dtype=np.float64)
+        self.high_ = np.asarray(high, dtype=np.float64)
 
     def posterior(self, X: NDArray[np.floating[Any]]) -> FloatArray:
         """``n x tasks`` probabilities that each prompt belongs to each task."""
@@ -61,6 +73,12 @@ class TaskModel:
     def prior(self, X: NDArray[np.floating[Any]]) -> FloatArray:
         """``n x models``: the expected score of each model given only the prompt's task."""
         return self.posterior(X) @ self.means_
+
+    def add_prior(self, X: NDArray[np.floating[Any]], residual: FloatArray) -> FloatArray:
+        """A head's predicted ``residual`` plus the task prior, kept within each model's train
+        score range: a prompt between tasks can otherwise come out a little below 0 or above
+        1, which is no score any model had."""
+        return np.clip(residual + self.prior(X), self.low_, self.high_)
 
     def residuals(self, score: FloatArray, tasks: NDArray[Any]) -> FloatArray:
         """``score`` minus the mean of each prompt's own task (the overall mean for a task the
@@ -76,6 +94,8 @@ class TaskModel:
             "coef": self.coef_,
             "intercept": self.intercept_,
             "means": self.means_,
+            "low": self.low_,
+            "high": self.high_,
         }
 
     @classmethod
@@ -85,6 +105,8 @@ class TaskModel:
             arrays["coef"],
             arrays["intercept"],
             arrays["means"],
+            arrays["low"],
+            arrays["high"],
         )
 
 
@@ -119,4 +141,7 @@ def fit_task_model(
         means[i] = (filled[mine].sum(axis=0) + PSEUDO_PROMPTS * overall) / (
             known[mine].sum(axis=0) + PSEUDO_PROMPTS
         )
-    return TaskModel([str(c) for c in classifier.classes_], coef, intercept, means)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a model never scored: NaN range
+        low, high = np.nanmin(score, axis=0), np.nanmax(score, axis=0)
+    return TaskModel([str(c) for c in classifier.classes_], coef, intercept, means, low, high)
