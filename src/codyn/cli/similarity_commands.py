@@ -25,7 +25,8 @@ BenchPath = Annotated[Path, typer.Argument(help="Benchmark routing data (.parque
 FeaturiserOpt = Annotated[
     str,
     typer.Option(
-        "--featuriser", help="Featuriser that embeds the prompts (static, minilm, tfidf, ...)."
+        "--featuriser",
+        help="Featuriser that embeds the prompts (static, minilm, minilm-onnx, tfidf, ...).",
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]

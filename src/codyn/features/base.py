@@ -36,6 +36,8 @@ otherwise: bounds worst-case latency and memory; coding prompts rarely come clos
 _REGISTRY: dict[str, str] = {
     "static": "codyn.features.static:StaticFeaturiser",
     "minilm": "codyn.features.minilm:MiniLMFeaturiser",
+    "minilm-onnx": "codyn.features.onnx:MiniLMOnnxFeaturiser",
+    "minilm-onnx-fp32": "codyn.features.onnx:MiniLMOnnxFp32Featuriser",
     "tfidf": "codyn.features.tfidf:TfidfFeaturiser",
     "structure": "codyn.features.structure:StructureFeaturiser",
 }
