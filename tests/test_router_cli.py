@@ -116,6 +116,17 @@ def test_bench_route_json(files) -> None:
     assert {"p50_ms", "p99_ms", "throughput_per_s", "rss_mb"} <= set(out) and out["n"] == 30
 
 
+def test_bench_featurise_json_and_unknown_name(files) -> None:
+    args = ["--data", files["data"], "--n", "25", "--warmup", "2", "--batch-size", "50"]
+    result = run_cli("bench", "featurise", "--featuriser", "tfidf", *args, "--json")
+    assert result.code == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert {"p50_ms", "p99_ms", "throughput_per_s", "rss_mb"} <= set(out)
+    assert out["n"] == 25 and out["featuriser"] == "tfidf" and out["p50_ms"] > 0
+    bad = run_cli("bench", "featurise", "--featuriser", "bert", *args)
+    assert bad.code == 1 and "unknown featuriser 'bert'" in bad.stderr
+
+
 def test_a_one_megabyte_prompt_is_routed_and_reported_truncated(files) -> None:
     result = run_cli("route", "--router", files["router"], "x = 1\n" * 180_000, "--json")
     assert result.code == 0, result.stderr

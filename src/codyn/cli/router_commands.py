@@ -1,5 +1,6 @@
-"""`codyn train`, `codyn route`, `codyn calibrate` and `codyn bench route`: thin wrappers over
-`codyn.routers` and `codyn.deploy` that parse, call the library and print."""
+"""`codyn train`, `codyn route`, `codyn calibrate`, `codyn bench route` and `codyn bench
+featurise`: thin wrappers over `codyn.routers`, `codyn.features` and `codyn.deploy` that parse,
+call the library and print."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from codyn.data.demo import load_demo
 from codyn.data.routing import RoutingData
 from codyn.deploy import PolicySetup, calibrate_deployed, load_deployed, route
 from codyn.errors import CodynError
+from codyn.features.base import featuriser_from_config
+from codyn.features.bench import bench_featuriser
 from codyn.routers import make_router
 from codyn.routers.bench import bench_router
 from codyn.splits import load_split_file
 
-bench = typer.Typer(help="Measure speed: router decisions.", no_args_is_help=True)
+bench = typer.Typer(help="Measure speed: router decisions, featurisers.", no_args_is_help=True)
 app.add_typer(bench, name="bench")
 
 RouterDir = Annotated[
@@ -216,4 +219,40 @@ def bench_route_command(
         f"{result['router']}: one prompt p50 {result['p50_ms']:.2f} ms, p99 "
         f"{result['p99_ms']:.2f} ms (n={n}); batched {result['throughput_per_s']:.0f} prompts/s "
         f"(batch {batch_size}); peak RSS {result['rss_mb']:.0f} MB"
+    )
+
+
+@bench.command("featurise")
+def bench_featurise_command(
+    featuriser: Annotated[
+        str,
+        typer.Option(
+            "--featuriser", help="Featuriser name, e.g. static, minilm, minilm-onnx, tfidf."
+        ),
+    ],
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Routing data whose prompts to use [the built-in demo]."),
+    ] = None,
+    n: Annotated[int, typer.Option("--n", help="One-prompt calls to time.")] = 200,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed calls first.")] = 20,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts per batch.")] = 256,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="torch threads while timing [unchanged].")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Embedding latency (one prompt at a time), batched throughput and peak memory of one
+    featuriser, fitted on the data's prompts: the embedding part of `codyn bench route`."""
+    texts = (load_demo() if data is None else RoutingData.load(data)).texts
+    embedder = featuriser_from_config({"name": featuriser}).fit(texts)
+    result = bench_featuriser(embedder, texts, warmup, n, batch_size=batch_size, threads=threads)
+    result["featuriser"] = featuriser
+    if as_json:
+        print_json(result)
+        return
+    console.print(
+        f"{featuriser}: one prompt p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms "
+        f"(n={n}); batched {result['throughput_per_s']:.0f} prompts/s (batch {batch_size}); "
+        f"peak RSS {result['rss_mb']:.0f} MB"
     )
