@@ -116,6 +116,18 @@ def test_bench_route_json(files) -> None:
     assert {"p50_ms", "p99_ms", "throughput_per_s", "rss_mb"} <= set(out) and out["n"] == 30
 
 
+def test_train_reports_the_task_prior_on_mixed_tasks(tmp_path) -> None:
+    from codyn.data.demo import load_demo
+
+    data = load_demo().save(tmp_path / "demo.parquet")
+    args = ("train", data, "--router", "knn", "--param", "featuriser=structure+tfidf")
+    result = run_cli(*args, "-o", tmp_path / "knn")
+    assert result.code == 0, result.stderr
+    assert "task prior: scores centred on the means of" in result.stdout
+    off = run_cli(*args, "--param", "task_prior=false", "-o", tmp_path / "off", "--json")
+    assert off.code == 0 and json.loads(off.stdout)["task_prior_tasks"] == []
+
+
 def test_bench_featurise_json_and_unknown_name(files) -> None:
     args = ["--data", files["data"], "--n", "25", "--warmup", "2", "--batch-size", "50"]
     result = run_cli("bench", "featurise", "--featuriser", "tfidf", *args, "--json")

@@ -22,6 +22,7 @@ from codyn.features.base import featuriser_from_config
 from codyn.features.bench import bench_featuriser
 from codyn.routers import make_router
 from codyn.routers.bench import bench_router
+from codyn.routers.tasks import centred_tasks
 from codyn.splits import load_split_file
 
 bench = typer.Typer(help="Measure speed: router decisions, featurisers.", no_args_is_help=True)
@@ -82,6 +83,7 @@ def train_command(
         "model_costs": setup.model_costs,
         "cost_note": setup.cost_note,
         "fit_s": fit_s,
+        "task_prior_tasks": centred_tasks(estimator),
     }
     if as_json:
         print_json(payload)
@@ -90,6 +92,10 @@ def train_command(
         f"trained {payload['router']} on {train.n_prompts} prompts x {train.n_models} models "
         f"in {fit_s:.2f} s -> {out}"
     )
+    tasks = payload["task_prior_tasks"]
+    if tasks:
+        shown = ", ".join(tasks[:6]) + (", ..." if len(tasks) > 6 else "")
+        console.print(f"task prior: scores centred on the means of {len(tasks)} tasks ({shown})")
     console.print(setup.cost_note)
 
 

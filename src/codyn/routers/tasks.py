@@ -145,3 +145,10 @@ def fit_task_model(
         warnings.simplefilter("ignore", RuntimeWarning)  # a model never scored: NaN range
         low, high = np.nanmin(score, axis=0), np.nanmax(score, axis=0)
     return TaskModel([str(c) for c in classifier.classes_], coef, intercept, means, low, high)
+
+
+def centred_tasks(router: object) -> list[str]:
+    """The tasks a fitted router centres its scores on; empty for a router without task
+    centring or trained on a single task."""
+    task_model = getattr(router, "task_model_", None)
+    return [] if task_model is None else list(task_model.classes_)
