@@ -25,6 +25,7 @@ from codyn.features import (
     save_featuriser,
 )
 from codyn.features import onnx as onnx_module
+from codyn.features.base import file_sha256
 from codyn.features.onnx import (
     CorruptModelError,
     MiniLMOnnxFeaturiser,
@@ -247,7 +248,7 @@ def test_corrupt_explicit_model_dir_is_an_error(tmp_path: Path) -> None:
         MiniLMOnnxFeaturiser(model_dir=shipped)
     # A file that matches its (edited) metadata but is not a model fails to load, clearly.
     meta = json.loads((shipped / "meta.json").read_text())
-    meta["model_sha256"] = onnx_module._sha256(shipped / "model.onnx")
+    meta["model_sha256"] = file_sha256(shipped / "model.onnx")
     (shipped / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(CorruptModelError, match="does not load"):
         MiniLMOnnxFeaturiser(model_dir=shipped)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+
+
+def shown_list(values: Sequence[str], limit: int = 5) -> str:
+    """At most ``limit`` values for a one-line message: ``a, b, c ... (12 in all)``."""
+    head = ", ".join(str(v) for v in values[:limit])
+    return head + (f" ... ({len(values)} in all)" if len(values) > limit else "")
 
 
 class CodynError(Exception):

@@ -360,15 +360,14 @@ def _compare_with(results: dict[str, RouterResult], reference: str, ctx: _Contex
     base = results[reference].curve.choices
     for name, result in results.items():
         if name != reference:
-            result.aiq_diff_vs_reference = paired_bootstrap_aiq(
-                result.curve.choices,
-                base,
-                ctx.score,
-                ctx.cost,
-                ctx.max_cost,
-                n_boot=ctx.n_boot,
-                seed=ctx.seed,
-            )
+            result.aiq_diff_vs_reference = _aiq_difference(result.curve.choices, base, ctx)
+
+
+def _aiq_difference(choices: IntArray, base: IntArray, ctx: _Context) -> tuple[float, float, float]:
+    """AIQ of one sweep minus another's on the test prompts, with the paired bootstrap."""
+    return paired_bootstrap_aiq(
+        choices, base, ctx.score, ctx.cost, ctx.max_cost, n_boot=ctx.n_boot, seed=ctx.seed
+    )
 
 
 def _unique(name: str, taken: dict[str, Any]) -> str:
@@ -541,15 +540,7 @@ def _assess(
         result.best_quality_at_sbs_cost = best_quality_within(
             curve.costs, curve.qualities, ctx.sbs_cost
         )
-        result.aiq_diff_vs_zero = paired_bootstrap_aiq(
-            curve.choices,
-            ctx.zero_choices,
-            ctx.score,
-            ctx.cost,
-            ctx.max_cost,
-            n_boot=ctx.n_boot,
-            seed=ctx.seed,
-        )
+        result.aiq_diff_vs_zero = _aiq_difference(curve.choices, ctx.zero_choices, ctx)
     result.pair = _pair_curve(predicted, ctx)
     if result.pair is not None:
         # APGR and CPT are read on the exact per-prompt curve, as ANCHORS.md does.

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from codyn.data.routing import RoutingData
-from codyn.errors import DataError
+from codyn.errors import DataError, shown_list
 
 SPLIT_COLUMNS = ("id", "split", "prompt_sha1_16")
 SPLITS = ("train", "test")
@@ -23,10 +23,6 @@ SPLITS = ("train", "test")
 def prompt_sha1_16(text: str) -> str:
     """First 16 hex digits of sha1 of the prompt as UTF-8 (the split files' text check)."""
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
-
-
-def _shown(values: list[str]) -> str:
-    return ", ".join(values[:5]) + (f" ... ({len(values)} in all)" if len(values) > 5 else "")
 
 
 def read_split_file(path: str | Path) -> pd.DataFrame:
@@ -43,7 +39,7 @@ def read_split_file(path: str | Path) -> pd.DataFrame:
         )
     repeated = frame["id"][frame["id"].duplicated()].unique().tolist()
     if repeated:
-        raise DataError(f"ids repeated in the split file: {_shown(repeated)}", path=path)
+        raise DataError(f"ids repeated in the split file: {shown_list(repeated)}", path=path)
     bad = sorted(set(frame["split"]) - set(SPLITS))
     if bad:
         raise DataError(f"split must be 'train' or 'test', found {', '.join(bad)}", path=path)
@@ -63,7 +59,7 @@ def load_split_file(data: RoutingData, path: str | Path) -> tuple[RoutingData, R
     absent = [i for i in frame["id"] if i not in position.index]
     if absent:
         raise DataError(
-            f"{len(absent)} id(s) of the split file are not in the data: {_shown(absent)}",
+            f"{len(absent)} id(s) of the split file are not in the data: {shown_list(absent)}",
             path=path,
         )
     rows = position.loc[frame["id"]].to_numpy()
@@ -76,7 +72,7 @@ def load_split_file(data: RoutingData, path: str | Path) -> tuple[RoutingData, R
     if changed:
         raise DataError(
             f"{len(changed)} prompt(s) differ from the text the split file was made from "
-            f"(prompt_sha1_16 mismatch): {_shown(changed)}",
+            f"(prompt_sha1_16 mismatch): {shown_list(changed)}",
             path=path,
         )
     is_test = (frame["split"] == "test").to_numpy()

@@ -17,7 +17,7 @@ from codyn.cli.output import console, fmt, print_json, table
 from codyn.data.demo import load_demo
 from codyn.data.routing import RoutingData
 from codyn.deploy import PolicySetup, calibrate_deployed, load_deployed, route
-from codyn.errors import CodynError
+from codyn.errors import CodynError, shown_list
 from codyn.features.base import featuriser_from_config
 from codyn.features.bench import bench_featuriser
 from codyn.routers import make_router
@@ -94,8 +94,9 @@ def train_command(
     )
     tasks = payload["task_prior_tasks"]
     if tasks:
-        shown = ", ".join(tasks[:6]) + (", ..." if len(tasks) > 6 else "")
-        console.print(f"task prior: scores centred on the means of {len(tasks)} tasks ({shown})")
+        console.print(
+            f"task prior: scores centred on the means of {len(tasks)} tasks ({shown_list(tasks)})"
+        )
     console.print(setup.cost_note)
 
 

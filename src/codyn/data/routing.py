@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from codyn.errors import DataError
+from codyn.errors import DataError, shown_list
 
 FORMAT_VERSION = 1
 """Version of the Parquet layout written by `RoutingData.save`; readers refuse newer ones."""
@@ -457,6 +457,5 @@ def _normalise_prompts(prompts: pd.DataFrame | Sequence[dict[str, Any]]) -> pd.D
         raise DataError("prompt ids must be non-empty", column="id")
     repeated = ids[ids.duplicated()].unique().tolist()
     if repeated:
-        shown = ", ".join(repeated[:5]) + (" ..." if len(repeated) > 5 else "")
-        raise DataError(f"prompt ids must be unique; repeated: {shown}", column="id")
+        raise DataError(f"prompt ids must be unique; repeated: {shown_list(repeated)}", column="id")
     return frame

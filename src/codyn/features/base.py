@@ -10,12 +10,15 @@ Featurisers never truncate silently: each has a ``max_chars`` limit (``None`` = 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
@@ -171,6 +174,34 @@ def arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
         h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
         h.update(a.tobytes())
     return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in 1 MB blocks (weights and tables run to tens of MB)."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def publish_directory(out: Path, marker: str = "meta.json") -> Iterator[Path]:
+    """A temporary sibling of ``out`` to fill; when the block ends without error it is renamed
+    to ``out`` in one step, so no process ever reads half a built artefact. If another process
+    published ``out`` first (its ``marker`` file exists), that copy is kept."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)
+    try:
+        yield tmp
+        try:
+            tmp.rename(out)
+        except OSError:
+            if not (out / marker).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def cache_dir() -> Path:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import logging
 import shutil
@@ -39,8 +38,10 @@ from codyn.features.base import (
     ClippingFeaturiser,
     FeaturiserError,
     cache_dir,
+    file_sha256,
     l2_normalise,
     logger,
+    publish_directory,
     record_truncation,
 )
 from codyn.features.minilm import packaged_minilm_path
@@ -61,18 +62,10 @@ class CorruptModelError(FeaturiserError):
     """An ONNX model directory is incomplete, fails its checksum or does not load."""
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @functools.lru_cache(maxsize=16)
 def _file_sha256(path: Path, size: int, mtime_ns: int) -> str:
     """sha256 of a file, remembered while its size and mtime hold (hashing MiniLM takes 0.1 s)."""
-    return _sha256(path)
+    return file_sha256(path)
 
 
 def _weights_file(model_path: Path) -> Path:
@@ -161,10 +154,7 @@ def build_onnx_model(
     source = Path(model_path) if model_path is not None else packaged_minilm_path()
     started = time.perf_counter()
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(0o755)
-    try:
+    with publish_directory(out, META_FILE) as tmp:
         # Eager attention: transformers 5's default (sdpa) attention does not trace to ONNX.
         model = AutoModel.from_pretrained(
             str(source), attn_implementation="eager", local_files_only=True
@@ -211,17 +201,10 @@ def build_onnx_model(
                 "onnxruntime": onnxruntime.__version__,
             },
             "build_seconds": round(time.perf_counter() - started, 1),
-            "model_sha256": _sha256(tmp / MODEL_FILE),
-            "tokenizer_sha256": _sha256(tmp / TOKENIZER_FILE),
+            "model_sha256": file_sha256(tmp / MODEL_FILE),
+            "tokenizer_sha256": file_sha256(tmp / TOKENIZER_FILE),
         }
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        try:
-            tmp.rename(out)
-        except OSError:
-            if not (out / META_FILE).is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     logger.info("built ONNX MiniLM (%s) at %s in %.1f s", quantize, out, meta["build_seconds"])
     return out
 
@@ -286,7 +269,7 @@ def _open_model(path: Path, threads: int, stats: tuple[Any, ...]) -> LoadedModel
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CorruptModelError(f"{path / META_FILE}: unreadable model metadata ({exc})") from exc
     for name, want in zip((MODEL_FILE, TOKENIZER_FILE), expected, strict=True):
-        if _sha256(path / name) != want:
+        if file_sha256(path / name) != want:
             raise CorruptModelError(f"{path / name}: checksum differs from {META_FILE}")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads

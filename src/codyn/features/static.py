@@ -19,8 +19,6 @@ import functools
 import hashlib
 import itertools
 import json
-import shutil
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +32,9 @@ from codyn.features.base import (
     ClippingFeaturiser,
     FeaturiserError,
     cache_dir,
+    file_sha256,
     l2_normalise,
+    publish_directory,
 )
 
 SOURCE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -119,45 +119,27 @@ def build_static_table(
         )
     codes, scale = quantise_rows(np.asarray(model.embedding, dtype=np.float32))
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(0o755)
-    try:
+    with publish_directory(out) as tmp:
         np.savez(tmp / "table.npz", codes=codes, scale=scale)
         model.tokenizer.save(str(tmp / "tokenizer.json"), pretty=False)
         weights = model_path / "model.safetensors"
         meta = {
             "spec": {"pca_dims": spec.pca_dims, "sif_coefficient": spec.sif_coefficient},
             "source_model": SOURCE_MODEL,
-            "source_weights_sha256": _sha256(weights) if weights.is_file() else None,
+            "source_weights_sha256": file_sha256(weights) if weights.is_file() else None,
             "built_with": {"model2vec": model2vec_version, "torch": torch.__version__},
             "shape": list(codes.shape),
             "table_sha256": _table_sha256(tmp),
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-        try:
-            tmp.rename(out)
-        except OSError:
-            if not (out / "meta.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _table_sha256(table_dir: Path) -> str:
     """Identity of a table: the vectors and the tokenizer together."""
     h = hashlib.sha256()
     for name in ("table.npz", "tokenizer.json"):
-        h.update(_sha256(table_dir / name).encode())
+        h.update(file_sha256(table_dir / name).encode())
     return h.hexdigest()
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from codyn.data.routing import RoutingData
-from codyn.errors import CodynError, DataError
+from codyn.errors import CodynError, DataError, shown_list
 from codyn.routers.base import Arrays, Router, State
 from codyn.routers.registry import register_router
 from codyn.splits import prompt_sha1_16
@@ -35,10 +35,6 @@ KEY_COLUMNS = ("prompt_id", "prompt_sha1_16")
 """The prompt keys a predictions file may have, in order of preference."""
 SUFFIXES = {".csv": ",", ".tsv": "\t", ".parquet": None}
 _SHA1_16 = re.compile(r"[0-9a-f]{16}")
-
-
-def _shown(values: list[str]) -> str:
-    return ", ".join(values[:5]) + (f" ... ({len(values)} in all)" if len(values) > 5 else "")
 
 
 def read_predictions(path: str | Path) -> tuple[pd.DataFrame, str, bool]:
@@ -155,7 +151,7 @@ class PrecomputedRouter(Router):
         if absent:
             raise DataError(
                 f"no predictions for model(s) {', '.join(absent)} of the training data "
-                f"(the file has {_shown(sorted(set(frame['model'])))})",
+                f"(the file has {shown_list(sorted(set(frame['model'])))})",
                 path=self.path,
             )
         frame = frame[frame["model"].isin(self.model_names_)]
