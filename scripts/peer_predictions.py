@@ -32,10 +32,10 @@ import numpy as np
 import pandas as pd
 
 from codyn.data.routing import RoutingData
+from codyn.data.splits import load_split_file, prompt_sha1_16
 from codyn.features.base import l2_normalise
 from codyn.features.minilm import MiniLMFeaturiser
 from codyn.routers.embedding import featurise
-from codyn.splits import load_split_file, prompt_sha1_16
 
 PEERS = ("routellm-sw", "routerbench-knn40")
 

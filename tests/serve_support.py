@@ -25,11 +25,11 @@ import pytest
 import uvicorn
 import yaml
 
+from codyn.bench.local import STRONG, WEAK, LlamaServer, free_port, local_servers
 from codyn.data.routing import Model, RoutingData
 from codyn.deploy import PolicySetup
 from codyn.routers import make_router
 from codyn.serve import create_app
-from codyn.serve.local import STRONG, WEAK, LlamaServer, free_port, local_servers
 
 CODE = [
     "Write a Python function that reverses a linked list.",

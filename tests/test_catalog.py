@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from codyn.catalog import load_config
 from codyn.errors import DataError
+from codyn.serve.config import load_config
 
 VALID = """
 models:

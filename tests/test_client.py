@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from codyn.bench.local import STRONG, WEAK, LlamaServer, free_port
 from codyn.client import AllModelsFailed, Client
-from codyn.serve.local import STRONG, WEAK, LlamaServer, free_port
 from tests.serve_support import (
     llama,  # noqa: F401  (fixture)
     model_entry,

@@ -311,7 +311,7 @@ def test_cli_reproduces_anchor_baselines_on_rb_mbpp(benchmarks: Path, tmp_path: 
 def test_eval_on_rllm_gsm8k_matches_anchors_and_headroom(benchmarks: Path, tmp_path: Path) -> None:
     from codyn.analysis import headroom
     from codyn.data.importers import read
-    from codyn.splits import load_split_file
+    from codyn.data.splits import load_split_file
 
     data = read("routellm", [benchmarks / "routellm" / "gsm8k"], keep_contaminated=True)
     path = data.save(tmp_path / "gsm8k.parquet")

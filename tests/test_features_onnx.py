@@ -18,6 +18,7 @@ import pytest
 
 from codyn.data.importers import read
 from codyn.data.routing import RoutingData
+from codyn.data.splits import load_split_file
 from codyn.features import (
     FeaturiserError,
     featuriser_from_config,
@@ -35,7 +36,6 @@ from codyn.features.onnx import (
     source_weights_sha256,
 )
 from codyn.routers import load_router, make_router
-from codyn.splits import load_split_file
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,9 @@ import pytest
 import codyn.cli.router_commands  # noqa: F401  (registers the commands)
 from codyn.cli.router_commands import parse_params
 from codyn.data.importers import read
+from codyn.data.splits import load_split_file
 from codyn.deploy import POLICY_FILE, PolicySetup, load_deployed, route
 from codyn.errors import CodynError
-from codyn.splits import load_split_file
 from tests.conftest import run_cli
 
 PROMPT = "Write a python function to find the first repeated character in a given string."

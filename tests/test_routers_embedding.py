@@ -9,18 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from codyn.bench.routers import bench_router
 from codyn.data.importers import read
 from codyn.data.routing import RoutingData
+from codyn.data.splits import load_split_file
 from codyn.errors import CodynError, DataError
 from codyn.evaluate import evaluate
 from codyn.features.base import l2_normalise
 from codyn.routers import load_router, make_router
-from codyn.routers.bench import bench_router
 from codyn.routers.embedding import DEFAULT_FEATURISER, featuriser_names
 from codyn.routers.knn import KNNRouter
 from codyn.routers.linear import LinearRouter, weighted_ridge
 from codyn.routers.mlp import MLPRouter
-from codyn.splits import load_split_file
 
 FAST = "structure+tfidf"  # fitted state (tfidf) and unnormalised columns (structure), no model
 

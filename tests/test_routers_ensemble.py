@@ -11,12 +11,12 @@ import pytest
 
 from codyn.data.importers import read
 from codyn.data.routing import RoutingData
+from codyn.data.splits import load_split_file
 from codyn.errors import CodynError, DataError
 from codyn.routers import load_router, make_router
 from codyn.routers.ensemble import EnsembleRouter, member_names
 from codyn.routers.knn import KNNRouter
 from codyn.routers.linear import LinearRouter
-from codyn.splits import load_split_file
 
 FAST = "structure"  # no model to load, no fitted vocabulary: fast
 

@@ -14,11 +14,11 @@ import pytest
 
 from codyn.data.importers import read
 from codyn.data.routing import RoutingData
+from codyn.data.splits import load_split_file, prompt_sha1_16
 from codyn.errors import CodynError, DataError
 from codyn.evaluate import evaluate
 from codyn.routers import load_router, make_router
 from codyn.routers.precomputed import PrecomputedRouter
-from codyn.splits import load_split_file, prompt_sha1_16
 from tests.conftest import run_cli
 
 

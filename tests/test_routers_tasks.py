@@ -11,13 +11,13 @@ import pytest
 
 from codyn.data.importers import read
 from codyn.data.routing import RoutingData
+from codyn.data.splits import load_split_file
 from codyn.errors import CodynError
 from codyn.evaluate import evaluate
 from codyn.features.cache import EmbeddingCache
 from codyn.routers import load_router, make_router
 from codyn.routers.embedding import CACHE_SWITCH, featurise
 from codyn.routers.tasks import PSEUDO_PROMPTS, fit_task_model
-from codyn.splits import load_split_file
 
 FAST = "structure+tfidf"
 

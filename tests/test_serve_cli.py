@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 import codyn.cli.serve_commands  # noqa: F401  (registers the commands)
-from codyn.serve.local import WEAK, free_port
+from codyn.bench.local import WEAK, free_port
 from codyn.serve.log import DecisionLog
 from tests.conftest import run_cli
 from tests.serve_support import model_entry, write_config

@@ -17,7 +17,7 @@ import httpx
 import openai
 import pytest
 
-from codyn.serve.local import STRONG, WEAK, LlamaServer, free_port
+from codyn.bench.local import STRONG, WEAK, LlamaServer, free_port
 from tests.serve_support import (
     CHAT,
     CODE,

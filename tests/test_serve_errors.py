@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from codyn.serve.local import STRONG, WEAK, free_port
+from codyn.bench.local import STRONG, WEAK, free_port
 from tests.serve_support import KEY, Served, model_entry, router_dir, serving, write_config
 
 CHAT = {"model": "codyn-code", "messages": [{"role": "user", "content": "Say hello."}]}

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from codyn.serve.local import WEAK, free_port
+from codyn.bench.local import WEAK, free_port
 from codyn.serve.log import DecisionLog, DecisionRow
 from tests.serve_support import (
     KEY,

@@ -18,7 +18,7 @@ import litellm
 import openai
 import pytest
 
-from codyn.serve.local import STRONG, WEAK, LlamaServer
+from codyn.bench.local import STRONG, WEAK, LlamaServer
 from tests.serve_support import (
     KEY,
     Served,

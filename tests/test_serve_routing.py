@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from codyn.catalog import load_config
+from codyn.bench.local import STRONG, WEAK
 from codyn.errors import DataError
-from codyn.serve.local import STRONG, WEAK
+from codyn.serve.config import load_config
 from codyn.serve.routing import BadModelSpec, Gateway, UnknownModel, routed_text
 from tests.serve_support import CHAT, CODE, model_entry, router_dir, routing_data, write_config
 

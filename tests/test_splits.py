@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from codyn.data.routing import RoutingData
+from codyn.data.splits import load_split_file, prompt_sha1_16, read_split_file
 from codyn.errors import DataError
-from codyn.splits import load_split_file, prompt_sha1_16, read_split_file
 
 
 def _data(n: int = 6) -> RoutingData:

@@ -21,7 +21,6 @@ from typing import Any
 from openai.types import Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from codyn.catalog import Config, load_config
 from codyn.errors import CodynError
 from codyn.serve.backends import (
     call_kwargs,
@@ -31,6 +30,7 @@ from codyn.serve.backends import (
     response_payload,
 )
 from codyn.serve.backends import litellm as _litellm
+from codyn.serve.config import Config, load_config
 from codyn.serve.routing import Decision, Gateway, model_ids
 
 

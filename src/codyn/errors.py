@@ -42,3 +42,8 @@ class DataError(CodynError, ValueError):
         if column is not None:
             where.append(f"column {column!r}")
         super().__init__(f"{': '.join([', '.join(where), message]) if where else message}")
+
+
+class NotFittedError(CodynError, AttributeError):
+    """An estimator (router, featuriser) used before ``fit``. An AttributeError as in
+    scikit-learn, so ``hasattr(featuriser, "dim")`` is False until it is fitted."""

@@ -11,10 +11,10 @@ from rich.console import Console
 from codyn.cli.main import app
 from codyn.cli.output import console, print_json, table
 from codyn.data.routing import RoutingData
+from codyn.data.splits import train_test
 from codyn.evaluate import EvaluationResult, evaluate
 from codyn.report import write_report
 from codyn.report.tables import number, summary_cells, with_reference_column
-from codyn.splits import train_test
 
 COLUMNS = {
     "name": "router",

@@ -12,18 +12,18 @@ from typing import Annotated, Any
 
 import typer
 
+from codyn.bench.features import bench_featuriser
+from codyn.bench.routers import bench_router
 from codyn.cli.main import app
 from codyn.cli.output import console, fmt, print_json, table
 from codyn.data.demo import load_demo
 from codyn.data.routing import RoutingData
+from codyn.data.splits import load_split_file
 from codyn.deploy import PolicySetup, calibrate_deployed, load_deployed, route
 from codyn.errors import CodynError, shown_list
 from codyn.features.base import featuriser_from_config
-from codyn.features.bench import bench_featuriser
 from codyn.routers import make_router
-from codyn.routers.bench import bench_router
 from codyn.routers.tasks import centred_tasks
-from codyn.splits import load_split_file
 
 bench = typer.Typer(help="Measure speed: router decisions, featurisers.", no_args_is_help=True)
 app.add_typer(bench, name="bench")

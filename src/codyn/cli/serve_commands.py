@@ -31,8 +31,8 @@ def serve_command(
     /healthz and /dashboard."""
     import uvicorn
 
-    from codyn.catalog import load_config
     from codyn.serve.app import CONFIG_ENV, create_app
+    from codyn.serve.config import load_config
 
     loaded = load_config(config)
     target = create_app(loaded)  # loads every router now: a bad config fails before listening
@@ -80,7 +80,7 @@ def bench_serve_command(
 ) -> None:
     """Proxy overhead (end-to-end minus backend time) p50/p99 and sustained requests/s against
     real local backends, on loopback."""
-    from codyn.serve.bench import bench_serve
+    from codyn.bench.serve import bench_serve
 
     result = bench_serve(
         config,

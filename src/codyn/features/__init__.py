@@ -21,7 +21,6 @@ from codyn.features.base import (
     load_featuriser,
     save_featuriser,
 )
-from codyn.features.bench import bench_featuriser
 from codyn.features.cache import CachedFeaturiser, EmbeddingCache, cache_key
 from codyn.features.minilm import MiniLMFeaturiser
 from codyn.features.onnx import MiniLMOnnxFeaturiser, MiniLMOnnxFp32Featuriser
@@ -45,7 +44,6 @@ __all__ = [
     "StructureFeaturiser",
     "TfidfFeaturiser",
     "TruncationStats",
-    "bench_featuriser",
     "build_static_table",
     "cache_dir",
     "cache_key",

@@ -24,10 +24,10 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from codyn.data.routing import RoutingData
+from codyn.data.splits import prompt_sha1_16
 from codyn.errors import CodynError, DataError, shown_list
 from codyn.routers.base import Arrays, Router, State
 from codyn.routers.registry import register_router
-from codyn.splits import prompt_sha1_16
 
 FloatArray = NDArray[np.float64]
 

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import Receive, Scope, Send
 
-from codyn.catalog import Config, load_config
+from codyn.serve.config import Config, load_config
 from codyn.serve.dashboard import DASHBOARD_HTML, summary
 from codyn.serve.proxy import Proxy, ProxyError
 from codyn.serve.routing import model_ids

@@ -14,8 +14,8 @@ import hashlib
 import os
 import threading
 
-from codyn.catalog import KeySpec
 from codyn.errors import CodynError
+from codyn.serve.config import KeySpec
 
 
 class AuthError(CodynError):

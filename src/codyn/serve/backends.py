@@ -20,7 +20,8 @@ import httpx
 import openai
 from openai import AsyncOpenAI
 
-from codyn.catalog import CatalogModel, Config
+from codyn.catalog import CatalogModel
+from codyn.serve.config import Config
 
 # LiteLLM fetches a price list from the internet at import unless told not to; a proxy must
 # start offline, and prices come from the catalog anyway.

@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from codyn.catalog import Config
 from codyn.errors import CodynError
 from codyn.serve.auth import AuthError, BudgetExceeded, Keys
 from codyn.serve.backends import (
@@ -31,6 +30,7 @@ from codyn.serve.backends import (
     may_fall_back,
     response_payload,
 )
+from codyn.serve.config import Config
 from codyn.serve.log import DecisionLog, DecisionRow
 from codyn.serve.metrics import Metrics
 from codyn.serve.routing import PASSTHROUGH, BadModelSpec, Decision, Gateway, UnknownModel

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from codyn.catalog import Config, RouteSpec
 from codyn.data.routing import RoutingData
 from codyn.deploy import load_deployed
 from codyn.errors import CodynError
 from codyn.policy import Policy, ThresholdPolicy, UtilityPolicy, calibrate
+from codyn.serve.config import Config, RouteSpec
 
 ROUTER_PREFIX = "codyn/"
 PASSTHROUGH = "passthrough"

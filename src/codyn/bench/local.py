@@ -190,7 +190,7 @@ def local_servers(log_dir: Path | None = None) -> dict[str, LlamaServer]:
 
 
 def main() -> None:
-    """``python -m codyn.serve.local``: run both local backends until Ctrl-C, printing the
+    """``python -m codyn.bench.local``: run both local backends until Ctrl-C, printing the
     catalog entries that point at them."""
     servers = local_servers()
     try:

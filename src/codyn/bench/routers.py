@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from codyn.benchmarking import time_calls
+from codyn.bench.timing import time_calls
 from codyn.policy import UtilityPolicy
 from codyn.routers.base import Router
 

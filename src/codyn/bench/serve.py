@@ -33,13 +33,13 @@ import httpx
 import numpy as np
 import yaml
 
-from codyn.catalog import load_config
+from codyn.bench.local import STRONG, WEAK, LlamaServer, child_output, free_port, local_servers
 from codyn.data.demo import load_demo
 from codyn.data.routing import Model, RoutingData
 from codyn.deploy import PolicySetup
 from codyn.errors import CodynError
 from codyn.routers import make_router
-from codyn.serve.local import STRONG, WEAK, LlamaServer, child_output, free_port, local_servers
+from codyn.serve.config import load_config
 from codyn.serve.log import DecisionLog
 
 PROMPTS = [

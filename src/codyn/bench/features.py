@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from codyn.benchmarking import time_calls
+from codyn.bench.timing import time_calls
 from codyn.features.base import Featuriser
 
 

@@ -1,0 +1,167 @@
+"""The proxy's configuration: routes, API keys, the decision-log database and limits, on top
+of the catalog's models, read from one YAML file.
+
+Everything is validated when the file is read, so a typo fails at startup with one line naming
+the file and the field (``codyn.yaml: routes.codyn-code.fallbacks: unknown model 'gpt5'``),
+never at the first request. Relative paths (router directories, calibration data, a SQLite
+file) are relative to the YAML file, so a config directory can be moved as a whole.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from codyn.catalog import (
+    Catalog,
+    NonNegative,
+    Positive,
+    _Strict,
+    parse_yaml_model,
+    read_yaml,
+    relative_to_config,
+)
+
+
+class CalibrationTarget(_Strict):
+    """Pick the route's knob at startup on validation data for exactly one target."""
+
+    data: Path
+    """Routing data (.parquet) scoring the router's models."""
+    target_cost: NonNegative | None = None
+    min_quality: float | None = None
+    strong_share: Annotated[float, Field(ge=0, le=1)] | None = None
+
+    _resolve = field_validator("data")(relative_to_config)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Self:
+        targets = ("target_cost", "min_quality", "strong_share")
+        given = [t for t in targets if getattr(self, t) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of target_cost, min_quality, strong_share")
+        return self
+
+
+class RouteSpec(_Strict):
+    """A named route: a trained router, the policy that decides on its predictions, and what
+    happens when the chosen model fails."""
+
+    router: Path
+    """Directory written by ``codyn train`` (router.json, weights.npz, policy.json)."""
+    policy: Literal["utility", "threshold"] = "utility"
+    knob: float | None = None
+    """lambda for ``utility``, alpha for ``threshold``; default: the router's calibrated knob."""
+    calibrate: CalibrationTarget | None = None
+    strong: str | None = None
+    weak: str | None = None
+    """The two models a ``threshold`` policy chooses between."""
+    models: list[str] | None = None
+    """Offer only these of the router's models (default: all of them)."""
+    fallbacks: list[str] = Field(default_factory=list)
+    """Tried, in order, after every model of the policy's ranking failed."""
+    sticky: bool = False
+    """Keep one conversation (header ``x-codyn-conversation``) on the model that answered it."""
+    turns: Annotated[int, Field(ge=1)] = 1
+    """How many of the latest user messages the router reads."""
+
+    _resolve = field_validator("router")(relative_to_config)
+
+    @model_validator(mode="after")
+    def _policy_fields(self) -> Self:
+        if self.knob is not None and self.calibrate is not None:
+            raise ValueError("give `knob` or `calibrate`, not both")
+        pair = self.strong is not None and self.weak is not None
+        if self.policy == "threshold" and not pair:
+            raise ValueError("policy `threshold` needs `strong` and `weak`")
+        if self.policy == "utility" and (self.strong or self.weak):
+            raise ValueError("`strong` / `weak` belong to policy `threshold`")
+        return self
+
+
+class KeySpec(_Strict):
+    """A client API key (read from an environment variable) and its spending budget."""
+
+    key_env: str
+    budget_usd: NonNegative | None = None
+
+
+class DatabaseSpec(_Strict):
+    """Where the decision log goes, and how many rows may wait while it is unreachable."""
+
+    url: str = Field(default="sqlite:///codyn-decisions.db", validate_default=True)
+    url_env: str | None = None
+    """Environment variable holding the URL (for a password); overrides ``url``."""
+    buffer_rows: Annotated[int, Field(gt=0)] = 10_000
+    batch_rows: Annotated[int, Field(gt=0)] = 500
+
+    @field_validator("url")
+    @classmethod
+    def _sqliterelative_to_config(cls, value: str, info: ValidationInfo) -> str:
+        prefix = "sqlite:///"
+        rest = value[len(prefix) :]
+        if not value.startswith(prefix) or rest.startswith("/") or rest in ("", ":memory:"):
+            return value
+        return prefix + str(relative_to_config(Path(rest), info))
+
+    def resolved_url(self) -> str:
+        return self.url if self.url_env is None else os.environ[self.url_env]
+
+
+class Limits(_Strict):
+    max_body_bytes: Annotated[int, Field(gt=0)] = 1_000_000
+    timeout_s: Positive = 120.0
+    """Per backend call, unless the model sets its own."""
+
+
+class Config(Catalog):
+    """The whole YAML file: the catalog's models plus the proxy's routes, keys, database and
+    limits."""
+
+    version: Literal[1] = 1
+    """The config format's version; a later codyn reads version 1 files."""
+    routes: dict[str, RouteSpec] = Field(default_factory=dict)
+    keys: dict[str, KeySpec] = Field(default_factory=dict)
+    database: DatabaseSpec
+    limits: Limits = Field(default_factory=Limits)
+    dashboard: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_database(cls, data: Any) -> Any:
+        """The database section is always validated, so that a default SQLite path is relative
+        to the file."""
+        return {"database": {}, **data} if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _references(self) -> Self:
+        for name, route in self.routes.items():
+            if name in self.models:
+                raise ValueError(f"routes.{name}: a route and a model are both named {name!r}")
+            for field in ("fallbacks", "models"):
+                for model in getattr(route, field) or []:
+                    self.check_model(f"routes.{name}.{field}", model)
+            for field in ("strong", "weak"):
+                if getattr(route, field) is not None:
+                    self.check_model(f"routes.{name}.{field}", getattr(route, field))
+        for name, key in self.keys.items():
+            self.check_env(f"keys.{name}.key_env", key.key_env)
+        self.check_env("database.url_env", self.database.url_env)
+        return self
+
+    def timeout_s(self, model: str) -> float:
+        """Seconds one call to ``model`` may take."""
+        return self.models[model].timeout_s or self.limits.timeout_s
+
+
+def parse_config(data: Any, *, path: str | Path | None = None) -> Config:
+    """Validate a parsed YAML document; errors name ``path`` and the field, on one line."""
+    return parse_yaml_model(Config, data, path=path)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a codyn YAML config."""
+    return parse_config(read_yaml(path), path=path)
