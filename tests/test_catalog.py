@@ -95,7 +95,11 @@ MISTAKES = [
         "fallbacks: [gpt-5]",
         "routes.codyn-code.fallbacks: unknown model",
     ),
-    ("    weak: smollm2\n", "", "routes.pair: policy `threshold` needs `strong` and `weak`"),
+    (
+        "policy: threshold",
+        "policy: utility",
+        "routes.pair: `strong` / `weak` do not belong to policy 'utility'",
+    ),
     ("knob: 0.3", "knob: 0.3\n    calibrate: {data: v, min_quality: 1}", "give `knob` or `calib"),
     (
         "strong_share: 0.3",
@@ -103,7 +107,7 @@ MISTAKES = [
         "routes.pair.calibrate: give exactly",
     ),
     ("turns: 2", "turns: 0", "routes.codyn-code.turns: Input should be greater than or equal to 1"),
-    ("policy: threshold", "policy: magic", "routes.pair.policy: Input should be 'utility' or"),
+    ("policy: threshold", "policy: magic", "routes.pair.policy: unknown policy 'magic'; known"),
     (
         "CODYN_TEST_KEY",
         "CODYN_TEST_UNSET",

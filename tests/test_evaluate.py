@@ -34,10 +34,12 @@ ROUTER_KEYS = {
     "binary_curve",
     "selection_share",
     "selection_entropy",
-    "q_at_zero",
-    "norm_cost_at_zero",
+    "q_at_default",
+    "norm_cost_at_default",
     "family",
+    "policy",
     "learned",
+    "warnings",
 }
 
 
@@ -88,7 +90,7 @@ def result(split: tuple[RoutingData, RoutingData]) -> EvaluationResult:
 def test_oracle_bounds_every_router(result: EvaluationResult) -> None:
     for r in result.routers.values():
         assert result.oracle.aiq >= r.aiq
-        assert result.oracle.q_at_zero >= r.q_at_zero
+        assert result.oracle.default_quality >= r.default_quality
     assert result.oracle.aiq >= result.zero_router["aiq"]
     # the noisy oracle is a useful router: above the zero router's hull on this data
     assert result.routers["noisy-oracle"].aiq > result.routers["random"].aiq
@@ -112,8 +114,8 @@ def test_sbs_and_oracle_rows_equal_direct_computation(
     best = test.score.max(axis=1, keepdims=True)
     chosen = np.argmin(np.where(test.score == best, test.cost, np.inf), axis=1)
     rows = np.arange(test.n_prompts)
-    assert result.oracle.q_at_zero == pytest.approx(best.mean())
-    assert result.oracle.cost_at_zero == pytest.approx(test.cost[rows, chosen].mean())
+    assert result.oracle.q_at_default == pytest.approx(best.mean())
+    assert result.oracle.default_cost == pytest.approx(test.cost[rows, chosen].mean())
 
 
 def test_random_baseline_apgr_is_half_within_its_interval(result: EvaluationResult) -> None:
@@ -127,8 +129,11 @@ def test_random_baseline_apgr_is_half_within_its_interval(result: EvaluationResu
 
 def test_sweeps_and_pair(result: EvaluationResult) -> None:
     noisy = result.routers["noisy-oracle"]
-    assert len(noisy.curve.knobs) == 50  # continuous predictions: a full grid
-    assert noisy.curve.knobs[-1] == 0.0  # lambda = 0 closes the sweep
+    assert (noisy.curve.knobs >= 0).sum() == 50  # continuous predictions: a full ANCHORS sweep
+    assert (noisy.curve.knobs <= 0).sum() == 50  # ... and as many points trading up
+    assert 0.0 in noisy.curve.knobs  # lambda = 0, the default, is always a point
+    assert noisy.curve.knobs[0] > 0 > noisy.curve.knobs[-1]  # both directions
+    assert (noisy.curve.choices[-1] == 3).all()  # past the first flip: the priciest everywhere
     assert noisy.learned and not result.routers["sbs"].learned
     assert noisy.pair is not None
     assert noisy.pair.strong_share[0] == 0.0 and noisy.pair.strong_share[-1] == 1.0
@@ -159,6 +164,8 @@ def test_json_schema(result: EvaluationResult) -> None:
         "max_cost",
         "cost_known",
         "notes",
+        "warnings",
+        "policies",
     }
     assert top <= set(d)
     assert set(d["routers"]) == {"random", "sbs", "cheapest", "noisy-oracle"}
@@ -271,7 +278,7 @@ def test_cli_json_and_split_options(data_file: Path, tmp_path: Path) -> None:
     assert out.code == 0, out.stderr
     d = json.loads(out.stdout)
     assert d["n_test"] == 48 and d["report"] is None  # default test size 0.3
-    assert len(d["routers"]["random"]["curve"]) <= 10
+    assert sum(p["knob"] >= 0 for p in d["routers"]["random"]["curve"]) <= 10
     bad = run_cli(
         "eval", data_file, "--routers", "random", "--test-size", "0.3", "--test", data_file
     )
@@ -296,8 +303,8 @@ def test_cli_reproduces_anchor_baselines_on_rb_mbpp(benchmarks: Path, tmp_path: 
     assert d["weak"] == "meta/code-llama-instruct-34b-chat"
     assert d["sbs"]["test_q"] == pytest.approx(0.688, abs=5e-4)
     assert d["oracle"]["aiq"] == pytest.approx(0.861, abs=5e-4)
-    assert d["oracle"]["q_at_zero"] == pytest.approx(0.867, abs=5e-4)
-    assert d["oracle"]["norm_cost_at_zero"] == pytest.approx(0.054, abs=5e-4)
+    assert d["oracle"]["q_at_default"] == pytest.approx(0.867, abs=5e-4)
+    assert d["oracle"]["norm_cost_at_default"] == pytest.approx(0.054, abs=5e-4)
     assert d["oracle"]["cost_to_match_sbs"] == pytest.approx(0.007, abs=5e-4)
     assert d["oracle"]["cpt50"] == pytest.approx(0.086, abs=5e-4)
     assert d["zero_router"]["aiq"] == pytest.approx(0.680, abs=5e-4)
@@ -328,7 +335,7 @@ def test_eval_on_rllm_gsm8k_matches_anchors_and_headroom(benchmarks: Path, tmp_p
     # The same test split through `headroom`: SBS by test mean and the oracle agree.
     room = headroom(load_split_file(data, split_file)[1])
     assert d["sbs"]["test_q"] == pytest.approx(room["sbs_mean"])
-    assert d["oracle"]["q_at_zero"] == pytest.approx(room["oracle_mean"])
+    assert d["oracle"]["q_at_default"] == pytest.approx(room["oracle_mean"])
 
 
 def test_test_prompts_missing_a_score_are_left_out_and_noted():
@@ -348,3 +355,125 @@ def test_test_prompts_missing_a_score_are_left_out_and_noted():
     assert result.to_dict()["n_test"] == test.n_prompts - 2
     assert any("2 test prompt(s) without a score" in note for note in result.notes)
     assert result.oracle.aiq == pytest.approx(complete.oracle.aiq)
+
+
+# -- the decision core on real data -------------------------------------------------------------
+
+
+def test_two_model_utility_curve_over_all_lambda_is_the_threshold_curve(benchmarks: Path) -> None:
+    """For two models ``u_s - u_w = dq - lambda * dc``: the utility policy over every real lambda
+    makes exactly the decisions of the threshold policy on the margin ``dq``, point for point."""
+    from codyn.data.importers import read
+    from codyn.data.splits import load_split_file
+    from codyn.policy import ThresholdPolicy, UtilityPolicy, sweep_choices
+    from codyn.routers import make_router
+
+    data = read("routellm", [benchmarks / "routellm" / "gsm8k"], keep_contaminated=True)
+    train, test = load_split_file(data, benchmarks / "anchors" / "splits" / "rllm_gsm8k.tsv")
+    router = make_router("knn", featuriser="tfidf").fit(train)
+    predicted, costs = router.predict(test), train.mean_cost()
+    strong = int(np.argmax(costs))
+    policies = (UtilityPolicy(), ThresholdPolicy(strong=strong, weak=1 - strong))
+    decisions = []
+    for policy in policies:
+        grid = policy.knob_grid(predicted, costs, n_points=None)
+        choices = sweep_choices(predicted, costs, policy, grid)
+        decisions.append({tuple(row) for row in choices.tolist()})
+    utility, threshold = decisions
+    assert len(threshold) > 100  # a real curve: many distinct strong sets
+    assert utility == threshold
+    # ... and so every operating point and the AIQ of the two curves agree in `evaluate`
+    result = evaluate(
+        train, test, {"knn": router}, policies=["utility", "threshold"], n_points=2000, n_boot=10
+    )
+    by_policy = {r.policy: r for r in result.routers.values()}
+    points = {
+        name: set(zip(r.curve.costs.round(12), r.curve.qualities.round(12), strict=True))
+        for name, r in by_policy.items()
+    }
+    assert points["utility"] == points["threshold"]
+    assert by_policy["utility"].aiq == pytest.approx(by_policy["threshold"].aiq, abs=1e-12)
+
+
+def test_negative_lambda_lifts_a_router_collapsed_on_a_cheap_best_model() -> None:
+    """When the best model on average is also the cheapest, the quality-only decision sends
+    every prompt there; lambda < 0 trades up to the pricier model where it is predicted close,
+    so the curve is no longer one point and AIQ rises above the zero router's."""
+    n = 400
+    rng = np.random.default_rng(4)
+    hard = rng.random(n) < 0.25  # the dear model is better on hard prompts only
+    p_pass = np.column_stack([np.where(hard, 0.1, 0.95), np.where(hard, 0.9, 0.6)])
+    score = (rng.random((n, 2)) < p_pass).astype(float)
+    texts = [f"{'hard' if h else 'easy'} prompt {i}" for i, h in enumerate(hard)]
+    data = RoutingData(
+        [{"id": f"p{i}", "text": t} for i, t in enumerate(texts)],
+        ["cheap", "dear"],
+        score,
+        cost=np.tile([1.0, 10.0], (n, 1)),
+        cost_basis="observed",
+    )
+    train, test = data.split(0.5, seed=0)
+    assert np.argmax(train.score.mean(axis=0)) == 0  # the SBS is the cheap model
+    result = evaluate(train, test, [CheapAhead()], n_boot=50)
+    router = result.routers["cheap-ahead"]
+    assert router.selection_share[0] == 1.0  # lambda = 0: everything to the cheap model
+    assert any("cheap-ahead: collapsed onto model cheap" in w for w in result.warnings)
+    assert router.warnings and router.warnings[0] in result.to_dict()["warnings"]
+    only_cheap = result.models[0]["aiq"]  # what the lambda >= 0 sweep alone reached
+    assert router.aiq > result.zero_router["aiq"] > only_cheap
+    assert router.curve.qualities.max() > result.sbs["test_q"]  # trading up beats the SBS
+
+
+class CheapAhead(Router):
+    """Predicts the cheap model ahead on every prompt, the dear one close behind on hard ones."""
+
+    family = "cheap-ahead"
+
+    def _predict(self, texts: list[str], data: RoutingData | None) -> np.ndarray:
+        hard = np.array([t.startswith("hard") for t in texts])
+        return np.column_stack([np.full(len(texts), 0.8), np.where(hard, 0.75, 0.3)])
+
+
+def test_cli_evaluates_saved_routers_aliases_params_and_policies(
+    data_file: Path, tmp_path: Path
+) -> None:
+    saved = tmp_path / "saved"
+    trained = run_cli(
+        "train", data_file, "--router", "knn", "--param", "featuriser=tfidf", "-o", saved
+    )
+    assert trained.code == 0, trained.stderr
+    out = run_cli(
+        "eval", data_file, "--router", saved, "--routers", "sbs,knn5=knn",
+        "--param", "knn5.featuriser=tfidf", "--param", "knn5.k=5",
+        "--policy", "utility,pair=threshold", "--param", "pair.weak=tiny", "--json",
+    )  # fmt: skip
+    assert out.code == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["policies"] == ["utility", "pair"]
+    assert set(d["routers"]) == {
+        f"{r}@{p}" for r in ("sbs", "knn5", "saved") for p in ("utility", "pair")
+    }
+    assert "k=5" in d["routers"]["knn5@pair"]["description"]
+    assert "weak=0" in d["routers"]["knn5@pair"]["description"]  # tiny, the param
+    assert "strong=3" in d["routers"]["knn5@pair"]["description"]  # the pair's strong: large
+    assert any("saved was fitted before this evaluation" in n for n in d["notes"])
+    table = run_cli("eval", data_file, "--router", saved, "--policy", "utility,threshold")
+    assert table.code == 0 and "saved@threshold" in table.stdout and "policy" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--routers", "knn,knn"], "names 'knn' twice"),
+        (["--routers", "sbs", "--param", "nope.k=1"], "'nope', which is neither a router nor"),
+        (["--routers", "sbs", "--param", "k=1"], "--param takes ROUTER.KEY=VALUE"),
+        (["--routers", "sbs", "--policy", "utilty"], "unknown policy 'utilty'"),
+        (["--routers", "sbs", "--policy", "tiers", "--param", "tiers.q=1"], "has no parameter"),
+        (["--routers", "knn", "--param", "knn.k=0"], "k must be a positive integer"),
+        ([], "give routers to evaluate"),
+    ],
+)
+def test_cli_eval_bad_options_are_one_line(data_file: Path, args: list[str], message: str) -> None:
+    out = run_cli("eval", data_file, *args)
+    assert out.code == 1 and message in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and out.stderr.count("\n") == 1

@@ -10,21 +10,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import codyn.errors
+import codyn.features
+from codyn.bench.features import bench_featuriser
+from codyn.errors import NotFittedError
 from codyn.features import (
     FEATURE_NAMES,
+    FEATURISERS,
     CachedFeaturiser,
     EmbeddingCache,
     Featuriser,
     FeaturiserError,
-    NotFittedError,
+    MiniLMFeaturiser,
+    MiniLMOnnxFeaturiser,
+    MiniLMOnnxFp32Featuriser,
     StaticFeaturiser,
     StructureFeaturiser,
     TfidfFeaturiser,
-    bench_featuriser,
     cache_dir,
     cache_key,
     featuriser_from_config,
     load_featuriser,
+    register_featuriser,
     save_featuriser,
 )
 from codyn.features import static as static_module
@@ -212,8 +219,37 @@ def test_every_featuriser_follows_the_protocol() -> None:
         )
 
 
+def test_each_featuriser_module_registers_its_classes_by_name() -> None:
+    expected = {
+        "static": StaticFeaturiser,
+        "minilm": MiniLMFeaturiser,
+        "minilm-onnx": MiniLMOnnxFeaturiser,
+        "minilm-onnx-fp32": MiniLMOnnxFp32Featuriser,
+        "tfidf": TfidfFeaturiser,
+        "structure": StructureFeaturiser,
+    }
+    assert sorted(FEATURISERS.names()) == sorted(expected)
+    for name, cls in expected.items():
+        assert FEATURISERS.get(name) is cls and cls.name == name
+    assert MiniLMOnnxFeaturiser.name == "minilm-onnx"  # the subclass did not rename its base
+
+
+def test_a_featuriser_class_must_carry_the_name_it_registers() -> None:
+    class Mislabelled(StructureFeaturiser):
+        name = "shape"
+
+    with pytest.raises(ValueError, match=r"Mislabelled\.name is 'shape', registered as 'layout'"):
+        register_featuriser("layout")(Mislabelled)
+    assert "layout" not in FEATURISERS
+
+
+def test_not_fitted_is_the_one_codyn_error() -> None:
+    assert codyn.features.NotFittedError is codyn.errors.NotFittedError
+    assert not hasattr(TfidfFeaturiser(), "dim")  # an AttributeError until fitted
+
+
 def test_unknown_or_newer_configs_are_refused() -> None:
-    with pytest.raises(FeaturiserError, match="unknown featuriser"):
+    with pytest.raises(FeaturiserError, match=r"unknown featuriser 'bag-of-magic'; known .*tfidf"):
         featuriser_from_config({"name": "bag-of-magic"})
     with pytest.raises(FeaturiserError, match="upgrade codyn"):
         featuriser_from_config({"name": "structure", "format_version": 99})

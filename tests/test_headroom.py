@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from codyn.analysis import headroom
+from codyn.cli.data_commands import cost_text
 from codyn.data.routing import RoutingData
 from codyn.metrics import headroom as hr
 from tests.conftest import run_cli
@@ -101,3 +102,34 @@ def test_cli_reports_bad_file_in_one_line(tmp_path):
     assert result.code != 0
     assert result.stderr.startswith("error: ") and "broken.parquet" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0.0055, "0.00550"),
+        (0.009149, "0.00915"),
+        (0.0099996, "0.0100"),  # rounds up into the next decade: still 3 digits
+        (0.00099996, "0.00100"),
+        (0.24, "0.240"),
+        (24.7, "24.7"),
+        (1234.5, "1230"),
+        (8.1e-05, "8.10e-05"),
+        (4.819e-04, "4.82e-04"),
+        (2.5e07, "2.50e+07"),
+        (0.0, "0"),
+        (float("nan"), "n/a"),
+    ],
+)
+def test_costs_have_three_significant_digits(value, text):
+    assert cost_text(value) == text
+
+
+def test_cli_headroom_prints_costs_with_three_significant_digits(tmp_path):
+    data = hand_data()
+    data.cost = np.tile([8.1e-05, 0.0055, 0.009149], (5, 1))
+    text = run_cli("headroom", data.save(tmp_path / "costs.parquet"))
+    assert text.code == 0, text.stderr
+    cells = [[c.strip() for c in line.split("│")] for line in text.stdout.splitlines()]
+    rows = {row[1]: row[3] for row in cells if len(row) == 6}  # model -> mean cost
+    assert rows == {"cheap": "8.10e-05", "mid": "0.00550", "dear": "0.00915"}

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from codyn.cli import import_command  # noqa: F401  (registers `codyn import` on the app)
-from codyn.data.importers import FORMATS, options, read
+from codyn.data.importers import IMPORTERS, formats, options, read, register_importer
 from codyn.data.routing import RoutingData
+from codyn.errors import DataError
 from tests.conftest import run_cli
 
 ROUTELLM_MODELS = ["mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"]
@@ -58,9 +59,30 @@ def cell(data: RoutingData, prompt_id: str, model: str, matrix: str = "score") -
 
 
 def test_registry_lists_every_format_with_its_options():
-    assert set(FORMATS) == {"routerbench", "routellm", "llmrouter", "routerdc", "long"}
+    listed = formats()
+    assert list(listed) == ["llmrouter", "long", "routellm", "routerbench", "routerdc"]
+    assert listed["long"].startswith("your own data") and all(listed.values())
     assert "keep_contaminated" in options("routellm")
     assert set(options("long")) == {"models", "prices"}
+    with pytest.raises(DataError, match="unknown format 'nope'; known formats: llmrouter"):
+        options("nope")
+
+
+def test_importers_register_with_the_decorator():
+    from codyn.data.importers import long
+
+    assert IMPORTERS.get("long") is long.read
+    assert IMPORTERS.meta("long")["options"] == long.OPTIONS
+    with pytest.raises(ValueError, match="format 'long' is already registered"):
+        register_importer("long", description="another", options={})(lambda paths: None)
+
+
+def test_cli_import_formats_lists_the_registered_formats():
+    assert "--formats" in run_cli("import", "--help").stdout
+    result = run_cli("import", "--formats")  # no FORMAT, PATH or -o needed
+    assert result.code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines == [f"{name}: {description}" for name, description in formats().items()]
 
 
 # -- RouterBench ------------------------------------------------------------------------------
@@ -388,6 +410,33 @@ def test_long_cost_bases_and_options(tmp_path):
     chosen = read("long", [path], models="b,a,c")
     assert chosen.model_names == ["b", "a", "c"] and np.isnan(chosen.score[:, 2]).all()
     assert any("c have no rows" in n for n in chosen.notes)
+
+
+def test_long_constant_cost_column_is_a_price_proxy(tmp_path):
+    rows = [
+        {"prompt_id": pid, "prompt": text, "model": model, "score": score, "cost": cost}
+        for pid, text in (("p1", "x"), ("p2", "y"), ("p3", "z"))
+        for model, score, cost in (("big", 1, 0.03), ("small", 0, 0.001))
+    ]
+    constant = read("long", [write_rows(tmp_path / "constant.csv", rows)])
+    assert constant.cost_basis == "price_proxy" and constant.cost_is_proxy
+    assert constant.cost[:, 0].tolist() == [0.03] * 3  # the numbers stay, only their label moves
+    assert "costs are constant per model across all 3 prompts" in constant.notes[-1]
+    assert constant.describe_costs().startswith("costs are proxies")
+    assert constant.summary()["cost_note"] == constant.describe_costs()
+    rows[2]["cost"] = 0.05  # p2 costs big more than p1 did: costs that vary by prompt
+    varying = read("long", [write_rows(tmp_path / "varying.csv", rows)])
+    assert varying.cost_basis == "observed"
+    assert varying.describe_costs() == "costs: observed USD per call"
+    assert not any("constant per model" in note for note in varying.notes)
+
+
+def test_long_round_trip_of_price_proxy_data_stays_a_proxy(llmr, tmp_path):
+    path = tmp_path / "llmr.csv"
+    llmr.take(range(50)).to_long().to_csv(path, index=False)
+    back = read("long", [path])
+    assert llmr.cost_basis == back.cost_basis == "price_proxy"
+    np.testing.assert_array_equal(back.cost, llmr.cost[:50])
 
 
 def test_cli_import_writes_parquet_and_summary(rb_mbpp, benchmarks, tmp_path):

@@ -11,11 +11,17 @@ from codyn.data.routing import RoutingData
 from codyn.errors import CodynError
 from codyn.policy import (
     AffordabilityPolicy,
+    BudgetPolicy,
+    FixedPolicy,
     Policy,
     ThresholdPolicy,
     TiersPolicy,
     UtilityPolicy,
     calibrate,
+    decide,
+    make_policy,
+    policy_config,
+    rank,
 )
 from codyn.routers import OracleRouter
 
@@ -40,23 +46,55 @@ def test_utility_hand_worked(lam: float, expected: list[int]):
     np.testing.assert_array_equal(UtilityPolicy().decide(PRED, COSTS, lam), expected)
 
 
-def test_utility_grid_has_every_flip_zero_and_one_past_the_last():
-    # flips: row 1 at 0.4/0.8 = 0.5 and 0.3/0.1 = 3; row 2 at 0.2/0.1 = 2; row 3 never
+@pytest.mark.parametrize(
+    ("lam", "expected"),
+    [
+        (-0.45, [0, 0, 1]),  # row 3: 0.2 + 0.45 = 0.65 < 0.6 + 0.09 = 0.69 -> model 1
+        (-0.5, [0, 0, 1]),  # row 3: 0.2 + 0.5 = 0.6 + 0.1 = 0.7, a tie -> the cheaper model 1
+        (-0.6, [0, 0, 0]),  # row 3 trades up to model 0: 0.8 > 0.72
+    ],
+)
+def test_utility_negative_lambda_trades_up(lam: float, expected: list[int]):
+    np.testing.assert_array_equal(UtilityPolicy().decide(PRED, COSTS, lam), expected)
+
+
+def test_utility_grid_has_every_flip_in_both_directions_zero_and_both_ends():
+    # From lambda = -inf (model 0 everywhere): row 1 flips at 0.4/0.8 = 0.5 and 0.3/0.1 = 3;
+    # row 2 at 0/0.8 = 0 (a tie at lambda 0) and 0.2/0.1 = 2; row 3 at -0.4/0.8 = -0.5 (to model
+    # 1) and 0/0.1 = 0 (to model 2).
     grid = UtilityPolicy().knob_grid(PRED, COSTS)
-    np.testing.assert_allclose(grid, [3.03, 3.0, 2.0, 0.5, 0.0])
+    np.testing.assert_allclose(grid, [3.03, 3.0, 2.0, 0.5, 0.0, -0.5, -0.505])
+    assert (UtilityPolicy().decide(PRED, COSTS, grid[-1]) == 0).all()  # all priciest
+    assert (UtilityPolicy().decide(PRED, COSTS, grid[0]) == 2).all()  # all cheapest
+    # n_points bounds each side of lambda = 0: the lambda >= 0 half is the ANCHORS sweep
     thinned = UtilityPolicy().knob_grid(PRED, COSTS, n_points=4)
-    np.testing.assert_allclose(thinned, [3.03, 3.0, 0.5, 0.0])
+    np.testing.assert_allclose(thinned, [3.03, 3.0, 0.5, 0.0, -0.5, -0.505])
     with pytest.raises(CodynError, match="at least 2"):
         UtilityPolicy().knob_grid(PRED, COSTS, n_points=1)
 
 
+def test_utility_tie_at_lambda_zero_has_a_point_just_below_it():
+    predicted, costs = np.array([[0.5, 0.5]]), np.array([1.0, 2.0])
+    grid = UtilityPolicy().knob_grid(predicted, costs)
+    choices = [UtilityPolicy().decide(predicted, costs, k)[0] for k in grid]
+    assert choices == [0, 1]  # lambda = 0 (tie -> cheaper), then just below 0 the dear one
+
+
 def test_utility_rejects_bad_inputs():
-    with pytest.raises(CodynError, match="lambda must be"):
-        UtilityPolicy().decide(PRED, COSTS, -1.0)
+    with pytest.raises(CodynError, match="lambda must be a finite number"):
+        UtilityPolicy().decide(PRED, COSTS, float("nan"))
     with pytest.raises(CodynError, match="one cost per column"):
         UtilityPolicy().decide(PRED, COSTS[:2], 0.0)
     with pytest.raises(CodynError, match="model index 1 has nan"):
         UtilityPolicy().decide(PRED, [1.0, np.nan, 1.0], 0.0)
+
+
+def test_utility_per_prompt_costs_break_ties_by_each_prompts_cost():
+    predicted = np.array([[0.5, 0.5], [0.5, 0.5]])
+    costs = np.array([[1.0, 2.0], [2.0, 1.0]])  # the cheaper model differs per prompt
+    np.testing.assert_array_equal(UtilityPolicy().decide(predicted, costs, 0.0), [0, 1])
+    # lambda > 0 normalises by the largest mean cost (1.5): row 1 keeps the cheaper model 0
+    np.testing.assert_array_equal(UtilityPolicy().decide(predicted, costs, -1.0), [1, 0])
 
 
 def test_utility_never_prefers_a_missing_prediction():
@@ -117,6 +155,12 @@ def test_threshold_missing_predictions_and_bad_indices():
         ThresholdPolicy(strong=1, weak=1)
     with pytest.raises(CodynError, match="strong model index 5 is out of range"):
         ThresholdPolicy(strong=5, weak=1).decide(predicted, [10.0, 1.0], 0.0)
+
+
+def test_threshold_defaults_to_the_priciest_and_the_cheapest_model():
+    policy = ThresholdPolicy()
+    assert policy.pair(BINARY_COSTS) == (0, 2)
+    np.testing.assert_array_equal(policy.decide(BINARY, BINARY_COSTS, 0.0), [2, 0, 0, 2])
 
 
 # CoDyn's cost ratios (section 6.1.2): CS^-1 = 1 - (CS - 1) / 71.
@@ -210,6 +254,7 @@ POLICIES: list[Policy] = [
     AffordabilityPolicy(),
     TiersPolicy(),
     TiersPolicy(thresholds=(0.2, 0.4, 0.6), difficulty=1),
+    BudgetPolicy(),
 ]
 
 
@@ -228,12 +273,13 @@ def test_grid_cost_increases_and_misses_no_flip(policy: Policy, seed: int):
         assert np.array_equal(middle, low) or np.array_equal(middle, high)
 
 
-@pytest.mark.parametrize("policy", POLICIES, ids=repr)
+@pytest.mark.parametrize("policy", POLICIES[:-1], ids=repr)  # budget: one flip per model
 def test_thinned_grid_keeps_both_ends(policy: Policy):
     data = realistic(n=200)
     full = policy.knob_grid(data["predicted"], data["model_costs"], n_points=None)
     thin = policy.knob_grid(data["predicted"], data["model_costs"], n_points=10)
-    assert len(full) > 10 >= len(thin)
+    sides = 2 if isinstance(policy, UtilityPolicy) else 1  # utility: 10 on each side of 0
+    assert len(full) > 10 * sides >= len(thin) > 10 * (sides - 1)
     assert thin[0] == full[0] and thin[-1] == full[-1]
     assert np.all(np.diff(thin) > 0) or np.all(np.diff(thin) < 0)
 
@@ -330,3 +376,88 @@ def test_calibrate_errors_say_what_is_reachable(val, kwargs: dict, message: str)
         kwargs = {**kwargs, "score_val": val["score"]}
     with pytest.raises(CodynError, match=message):
         calibrate(UtilityPolicy(), val["predicted"], val["model_costs"], **kwargs)
+
+
+# -- budget, fixed, the registry and the one decision function -----------------------------------
+
+
+def test_budget_is_the_best_predicted_model_within_the_cap():
+    policy = BudgetPolicy()
+    # within 2: models 1 and 2; row 3 ties them -> the cheaper model 2
+    np.testing.assert_array_equal(policy.decide(PRED, COSTS, 2.0), [1, 1, 2])
+    np.testing.assert_array_equal(policy.decide(PRED, COSTS, float("inf")), [0, 1, 2])
+    np.testing.assert_array_equal(policy.knob_grid(PRED, COSTS), [1.0, 2.0, 10.0])
+    assert decide(PRED, COSTS, policy).tolist() == [0, 1, 2]  # default: no cap
+    with pytest.raises(
+        CodynError, match=r"no model costs at most 0\.5 per call; the cheapest costs 1"
+    ):
+        policy.decide(PRED, COSTS, 0.5)
+
+
+def test_fixed_always_answers_with_its_model():
+    assert FixedPolicy(model=1).decide(PRED, COSTS, 0.0).tolist() == [1, 1, 1]
+    assert make_policy("fixed", ["a", "b", "c"], model="c").model == 2
+
+
+def test_make_policy_from_names_and_configs_round_trips():
+    names = ["dear", "mid", "cheap"]
+    policy = make_policy({"name": "threshold", "strong": "dear", "weak": "cheap"}, names)
+    assert policy == ThresholdPolicy(strong=0, weak=2)
+    config = policy_config(policy, names)
+    assert config == {"name": "threshold", "strong": "dear", "weak": "cheap"}
+    assert make_policy(config, list(reversed(names))) == ThresholdPolicy(strong=2, weak=0)
+    tiers = make_policy("tiers", names, thresholds=[0.2, 0.5], difficulty="mid")
+    assert tiers == TiersPolicy(thresholds=(0.2, 0.5), difficulty=1)
+    assert make_policy(policy_config(tiers, names), names) == tiers
+    assert policy_config(UtilityPolicy(), names) == {"name": "utility"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "params", "message"),
+    [
+        ("utilty", {}, "unknown policy 'utilty'; known policies: affordability, budget"),
+        ("utility", {"lam": 1}, "policy 'utility' has no parameter 'lam'; it takes: nothing"),
+        ("threshold", {"strong": "gpt5"}, "threshold.strong: unknown model 'gpt5'"),
+        ({"strong": "a"}, {}, "a policy config needs a `name`"),
+        ("tiers", {"thresholds": [0.5, 0.1]}, "thresholds must be one or more increasing"),
+    ],
+)
+def test_make_policy_errors_are_one_line(spec, params: dict, message: str):
+    with pytest.raises(CodynError, match=message) as info:
+        make_policy(spec, ["a", "b"], **params)
+    assert "\n" not in str(info.value)
+
+
+def test_policy_config_refuses_a_difficulty_function():
+    with pytest.raises(CodynError, match="difficulty is a function"):
+        policy_config(TiersPolicy(difficulty=lambda p: p[:, 0]), ["a", "b"])
+
+
+def test_decide_never_chooses_a_model_not_offered():
+    offered = np.array([False, True, True])
+    np.testing.assert_array_equal(decide(PRED, COSTS, UtilityPolicy(), offered=offered), [1, 1, 2])
+    unknown = np.full((2, 3), np.nan)  # nothing known: the cheapest offered model
+    np.testing.assert_array_equal(
+        decide(unknown, COSTS, UtilityPolicy(), offered=np.array([True, True, False])), [1, 1]
+    )
+    pair = ThresholdPolicy(strong=0, weak=2)  # the weak model is not offered
+    assert decide(PRED, COSTS, pair, 10.0, offered=np.array([True, True, False])).tolist() == [
+        0,
+        0,
+        0,
+    ]
+    with pytest.raises(CodynError, match="no model offered"):
+        decide(PRED, COSTS, UtilityPolicy(), offered=np.zeros(3, dtype=bool))
+    with pytest.raises(CodynError, match="boolean mask"):
+        decide(PRED, COSTS, UtilityPolicy(), offered=[1, 0, 1])
+
+
+def test_rank_is_the_policys_choice_then_its_choice_without_it():
+    order = rank(PRED, COSTS, UtilityPolicy(), 0.5)
+    # row 1 at lambda 0.5: utilities 0.4, 0.4, 0.15 -> 1 (tie, cheaper), then 0, then 2
+    np.testing.assert_array_equal(order, [[1, 0, 2], [1, 2, 0], [2, 1, 0]])
+    offered = rank(PRED, COSTS, UtilityPolicy(), 0.0, offered=np.array([True, False, True]))
+    np.testing.assert_array_equal(offered, [[0, 2], [0, 2], [2, 0]])
+    pair = rank(BINARY, BINARY_COSTS, ThresholdPolicy(strong=0, weak=1), 0.0)
+    np.testing.assert_array_equal(pair[:, :2], [[0, 1], [1, 0], [0, 1], [1, 0]])
+    assert (pair[:, 2] == 2).all()  # then every other model, cheapest first

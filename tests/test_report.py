@@ -11,7 +11,6 @@ import pytest
 import codyn.cli.eval_command  # noqa: F401  (registers `codyn eval`)
 from codyn.evaluate import EvaluationResult, evaluate
 from codyn.report import write_report
-from codyn.report.tables import summary_cells
 from tests.conftest import run_cli
 from tests.test_evaluate import NoisyOracle, make_data
 
@@ -31,7 +30,7 @@ def test_report_is_self_contained_with_values_and_figures(
     html = page.read_text(encoding="utf-8")
     assert page.name == "index.html"
     assert "<title>Toy &lt;eval&gt;</title>" in html  # escaped
-    for row in summary_cells(result):  # every metrics-table cell is on the page
+    for row in result.cells():  # every metrics-table cell is on the page
         for key in ("name", "aiq", "apgr", "cpt50", "cost_to_match_sbs", "aiq_diff_vs_zero"):
             assert f"<td>{row[key]}</td>" in html
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
@@ -53,7 +52,7 @@ def test_confidence_examples_only_for_learned_routers(
     noisy = result.routers["noisy-oracle"]
     top = int(noisy.confidence().argmax())
     assert result.test.texts[top] in html
-    assert f"<code>{result.model_names[noisy.choice_at_zero[top]]}</code>" in html
+    assert f"<code>{result.model_names[noisy.default_choices[top]]}</code>" in html
 
 
 def test_report_without_costs_or_pair(tmp_path: Path) -> None:

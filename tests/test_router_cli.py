@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import codyn.cli.router_commands  # noqa: F401  (registers the commands)
-from codyn.cli.router_commands import parse_params
+from codyn.cli.options import parse_params
 from codyn.data.importers import read
 from codyn.data.splits import load_split_file
 from codyn.deploy import POLICY_FILE, PolicySetup, load_deployed, route
@@ -53,7 +53,9 @@ def test_parse_params_reads_json_values_else_strings() -> None:
 def test_train_writes_router_and_policy(files) -> None:
     router, setup = load_deployed(files["router"])
     assert router.get_params()["k"] == 20 and len(setup.model_costs) == 11
-    assert setup.knob == 0.0 and setup.calibration is None
+    assert setup.knob is None and setup.calibration is None  # the policy's default: lambda 0
+    assert setup.policy == {"name": "utility"} and setup.sbs == "gpt-4-1106-preview"
+    assert 0.0 in setup.knob_grid and min(setup.knob_grid) < 0 < max(setup.knob_grid)
     assert router.model_names_ == setup.model_names
 
 
@@ -149,7 +151,7 @@ def test_a_one_megabyte_prompt_is_routed_and_reported_truncated(files) -> None:
     "args, message",
     [
         (["", "--json"], "empty prompt"),
-        ([PROMPT, "--knob", "-1"], "lambda must be"),
+        ([PROMPT, "--knob", "inf"], "lambda must be"),
         ([PROMPT, "--knob", "nan"], "lambda must be"),
         ([PROMPT, "--knob", "1", "--target-cost", "1"], "not both"),
         ([PROMPT, "--target-cost", "1e-9"], "cheapest costs"),
@@ -187,3 +189,61 @@ def test_train_bad_input_is_one_clear_line(files, tmp_path) -> None:
     assert unknown.code == 1 and "'knn' takes: k, weights, task_prior, featuriser" in unknown.stderr
     bad_k = run_cli("train", files["data"], "--router", "knn", "--param", "k=0", "-o", tmp_path)
     assert bad_k.code == 1 and "k must be a positive integer" in bad_k.stderr
+
+
+def copy_router(files: dict[str, Path], directory: Path) -> Path:
+    directory.mkdir()
+    for name in ("router.json", "weights.npz", POLICY_FILE):
+        (directory / name).write_bytes((files["router"] / name).read_bytes())
+    return directory
+
+
+def test_calibrate_with_a_guarantee_or_else_route_to_the_sbs(files, tmp_path) -> None:
+    router_dir = copy_router(files, tmp_path / "knn")
+    args = ("calibrate", "--router", router_dir, "--data", files["val"], "--confidence", "0.8")
+    loose = run_cli(*args, "--max-quality-loss", "0.2", "--json")
+    assert loose.code == 0, loose.stderr
+    found = json.loads(loose.stdout)
+    assert found["sbs"] == "gpt-4-1106-preview" and found["grid"] == "train"
+    assert found["knob"] is not None and found["cost"] < found["sbs_cost"]
+    assert found["policy"] == {"name": "utility"} and found["method"] == "betting"
+    setup = PolicySetup.read(router_dir)
+    assert setup.knob == found["knob"] and setup.policy == {"name": "utility"}
+    strict = run_cli(*args, "--max-quality-loss", "0.0001")
+    assert strict.code == 0, strict.stderr
+    assert "no knob of utility keeps the quality loss" in strict.stdout
+    assert PolicySetup.read(router_dir).policy == {"name": "fixed", "model": "gpt-4-1106-preview"}
+    routed = json.loads(run_cli("route", "--router", router_dir, PROMPT, "--json").stdout)
+    assert routed["model"] == "gpt-4-1106-preview" and routed["policy"] == "fixed"
+    # a later calibration tunes the user's policy again, not the fallback
+    again = run_cli(*args[:5], "--target-cost", "5e-4")
+    assert again.code == 0, again.stderr
+    assert PolicySetup.read(router_dir).policy == {"name": "utility"}
+    bad = run_cli(*args, "--max-quality-loss", "1.5")
+    assert bad.code == 1 and "max_loss must lie strictly inside" in bad.stderr
+
+
+def test_train_saves_a_policy_that_route_honours(files, tmp_path) -> None:
+    out = tmp_path / "pair"
+    result = run_cli(
+        "train", files["data"], "--router", "knn", "--param", "k=20",
+        "--param", "featuriser=structure", "--split-file", files["split"], "-o", out,
+        "--policy", "threshold", "--policy-param", "strong=gpt-4-1106-preview",
+        "--policy-param", "weak=mistralai/mistral-7b-chat", "--json",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["policy"] == {
+        "name": "threshold",
+        "strong": "gpt-4-1106-preview",
+        "weak": "mistralai/mistral-7b-chat",
+    }
+    for knob, model in (("-5", "gpt-4-1106-preview"), ("5", "mistralai/mistral-7b-chat")):
+        routed = json.loads(
+            run_cli("route", "--router", out, PROMPT, "--knob", knob, "--json").stdout
+        )
+        assert routed["policy"] == "threshold" and routed["model"] == model
+    bad = run_cli(
+        "train", files["data"], "--router", "knn", "-o", tmp_path / "x", "--policy", "threshold",
+        "--policy-param", "strong=gpt-5",
+    )  # fmt: skip
+    assert bad.code == 1 and "threshold.strong: unknown model 'gpt-5'" in bad.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import codyn.errors
 import codyn.routers
 from codyn.data.routing import RoutingData
 from codyn.errors import CodynError, DataError
@@ -53,11 +55,11 @@ def hand_data(score: np.ndarray = SCORE, cost: np.ndarray | None = COST) -> Rout
 
 @pytest.fixture
 def isolated_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let a test register families without leaking them into other tests."""
-    monkeypatch.setattr(registry, "_FAMILIES", dict(registry._FAMILIES))
-    monkeypatch.setattr(registry, "_SPEC_ARGS", dict(registry._SPEC_ARGS))
-    monkeypatch.setattr(registry, "_IMPORT_ERRORS", dict(registry._IMPORT_ERRORS))
-    monkeypatch.setattr(registry, "ROUTERS", list(registry.ROUTERS))
+    """Let a test register families without leaking them into other tests; the copy has not
+    looked for modules yet, so a module added to the package is found."""
+    routers = copy.deepcopy(registry.ROUTERS)
+    routers._discovered = False
+    monkeypatch.setattr(registry, "ROUTERS", routers)
 
 
 # -- baselines ----------------------------------------------------------------------------------
@@ -141,6 +143,12 @@ def test_predict_and_save_before_fit_raise(spec: str, tmp_path: Path):
         router.save(tmp_path)
 
 
+def test_not_fitted_is_the_one_codyn_error():
+    assert NotFittedError is codyn.errors.NotFittedError
+    with pytest.raises(AttributeError, match="RandomRouter is not fitted"):
+        RandomRouter().predict(["x"])
+
+
 def test_predict_refuses_a_bare_string():
     with pytest.raises(CodynError, match="list of prompt strings"):
         RandomRouter().fit(hand_data()).predict("one prompt")
@@ -157,7 +165,7 @@ def test_get_params_and_repr_are_scikit_learn_like():
 
 
 def test_make_router_parses_specs():
-    assert {"random", "oracle", "single", "cheapest", "sbs"} <= set(ROUTERS)
+    assert {"random", "oracle", "single", "cheapest", "sbs"} <= set(ROUTERS.names())
     assert isinstance(make_router("random"), RandomRouter)
     assert make_router(" random ", seed=5).seed == 5
     assert make_router("single:vendor/model:8b").model == "vendor/model:8b"
@@ -205,12 +213,18 @@ class ScaledRouter(Router):
 def test_a_registered_family_round_trips_its_state(isolated_registry, tmp_path: Path):
     register_router("scaled", arg="scale")(ScaledRouter)
     assert ScaledRouter.family == "scaled" and "scaled" in registry.ROUTERS
+    assert registry.ROUTERS.meta("scaled") == {"arg": "scale"}
     router = make_router("scaled", scale=2.0).fit(hand_data())
     loaded = load_router(router.save(tmp_path))
     assert isinstance(loaded, ScaledRouter) and loaded.scale == 2.0 and loaded.n_train_ == 4
     np.testing.assert_array_equal(loaded.predict(["x"]), router.predict(["x"]))
-    with pytest.raises(ValueError, match="already registered"):
-        register_router("random")(ScaledRouter)
+    with pytest.raises(ValueError, match="'random' is already registered by RandomRouter"):
+        register_router("random")(type("OtherRouter", (ScaledRouter,), {}))
+    with pytest.raises(ValueError, match=r"ScaledRouter\.family is 'scaled', registered as 'x'"):
+        register_router("x")(ScaledRouter)
+    with pytest.raises(ValueError, match="no parameter 'size'"):
+        register_router("sized", arg="size")(type("SizedRouter", (ScaledRouter,), {}))
+    assert "x" not in registry.ROUTERS and "sized" not in registry.ROUTERS
 
 
 def test_unknown_names_import_the_other_router_modules(

@@ -124,8 +124,8 @@ def test_true_scores_evaluate_at_least_as_well_as_the_sbs(mbpp, tmp_path) -> Non
     result = evaluate(train, test, ["sbs", PrecomputedRouter(str(path))], n_boot=50)
     true, sbs = result.routers["predictions"], result.routers["sbs"]
     assert true.aiq >= sbs.aiq + 0.01
-    assert true.q_at_zero == pytest.approx(test.score.max(axis=1).mean(), abs=1e-12)
-    assert true.q_at_zero > sbs.q_at_zero
+    assert true.q_at_default == pytest.approx(test.score.max(axis=1).mean(), abs=1e-12)
+    assert true.q_at_default > sbs.q_at_default
     low, _, high = true.aiq_diff_vs_zero
     assert math.isfinite(low) and math.isfinite(high)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from codyn.data.routing import FORMAT_VERSION, Model, RoutingData
+from codyn.data.routing import FORMAT_VERSION, Model, RoutingData, mark_constant_costs_as_proxy
 from codyn.errors import DataError
 
 
@@ -164,3 +164,26 @@ def test_summary_counts_tasks_missing_scores_and_optional_parts():
     assert summary["has_samples"] and summary["has_responses"] and summary["has_tokens"]
     assert summary["cost_note"] == "costs: observed USD per call"
     assert [m["name"] for m in summary["models"]] == ["small", "mid", "big"]
+
+
+def test_constant_observed_costs_become_a_price_proxy():
+    data = make_data(n=4)  # observed costs 0.01, 0.1, 1.0 on every prompt
+    mark_constant_costs_as_proxy(data)
+    assert data.cost_basis == "price_proxy" and "constant per model" in data.notes[-1]
+    assert "ratios only" in data.describe_costs()
+    varied = make_data(n=4)
+    varied.cost[3, 2] = 2.0
+    varied.cost[1, 0] = np.nan  # unknown cells are not evidence either way
+    mark_constant_costs_as_proxy(varied)
+    assert varied.cost_basis == "observed"
+
+
+def test_one_known_cost_per_model_is_no_evidence_of_a_proxy():
+    single = make_data(n=2).take([0])
+    notes = list(single.notes)
+    mark_constant_costs_as_proxy(single)
+    assert single.cost_basis == "observed" and single.notes == notes
+    sparse = make_data(n=3)
+    sparse.cost[1:, :] = np.nan
+    mark_constant_costs_as_proxy(sparse)
+    assert sparse.cost_basis == "observed"

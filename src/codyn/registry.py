@@ -28,8 +28,9 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Named entries of one kind (``kind`` names it in messages), found in ``package``."""
 
-    def __init__(self, kind: str, package: str) -> None:
+    def __init__(self, kind: str, package: str, *, plural: str | None = None) -> None:
         self.kind = kind
+        self.plural = plural or f"{kind}s"
         self.package = package
         self._entries: dict[str, T] = {}
         self._meta: dict[str, dict[str, Any]] = {}
@@ -60,7 +61,9 @@ class Registry(Generic[T]):
         if name not in self._entries:
             self.discover()
         if name not in self._entries:
-            message = f"unknown {self.kind} {name!r}; known {self.kind}s: {', '.join(self.names())}"
+            message = (
+                f"unknown {self.kind} {name!r}; known {self.plural}: {', '.join(self.names())}"
+            )
             if self._import_errors:
                 failed = "; ".join(f"{m}: {e}" for m, e in self._import_errors.items())
                 message += f" (could not import {failed})"

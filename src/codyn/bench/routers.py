@@ -2,7 +2,7 @@
 
 One prompt at a time (featurising included) after a warm-up, for the p50 / p99 a user waits,
 and batched for the prompts per second a backfill or an evaluation gets. A decision is the
-router's prediction plus the `UtilityPolicy` choice on it.
+router's prediction plus the policy's choice on it, through `codyn.policy.decide`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from codyn.bench.timing import time_calls
-from codyn.policy import UtilityPolicy
+from codyn.policy import Policy, UtilityPolicy, decide
 from codyn.routers.base import Router
 
 
@@ -26,14 +26,15 @@ def bench_router(
     *,
     batch_size: int = 256,
     model_costs: ArrayLike | None = None,
-    knob: float = 0.0,
+    policy: Policy | None = None,
+    knob: float | None = None,
 ) -> dict[str, Any]:
-    """`time_calls` on one decision: the router's prediction and the `UtilityPolicy` choice at
-    ``knob`` (``model_costs`` default to 1)."""
+    """`time_calls` on one decision: the router's prediction and ``policy``'s choice (default
+    `UtilityPolicy`) at ``knob`` (default: the policy's; ``model_costs`` default to 1)."""
     costs = np.ones(len(router.model_names_)) if model_costs is None else model_costs
-    policy = UtilityPolicy()
+    rule = UtilityPolicy() if policy is None else policy
 
-    def decide(batch: list[str]) -> None:
-        policy.decide(router.predict(batch), costs, knob)
+    def one_decision(batch: list[str]) -> None:
+        decide(router.predict(batch), costs, rule, knob)
 
-    return time_calls(decide, texts, n_warmup, n, batch_size=batch_size)
+    return time_calls(one_decision, texts, n_warmup, n, batch_size=batch_size)

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from codyn.analysis import headroom
 from codyn.cli.main import app
 from codyn.cli.output import console, print_json, table
-from codyn.data.routing import RoutingData
 
 DataPath = Annotated[
     Path, typer.Argument(help="A routing data set (.parquet from `codyn import`).")
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def cost_text(value: float | None) -> str:
+    """A cost with 3 significant digits (0.00915, 24.7, 8.10e-05): costs span orders of
+    magnitude, so a fixed number of decimals would show a cheap model's cost as 0.000."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    if value == 0:
+        return "0"
+    rounded = f"{value:.2e}"  # rounding first: 0.0099996 is 0.0100, not 0.01000
+    exponent = int(rounded.split("e")[1])
+    if not -3 <= exponent <= 5:
+        return rounded
+    return f"{float(rounded):.{max(0, 2 - exponent)}f}"
 
 
 def print_headroom(report: dict[str, Any], title: str) -> None:
@@ -28,7 +41,7 @@ def print_headroom(report: dict[str, Any], title: str) -> None:
         f"(cheapest-winner {report['cheapest_winner_change_rate']:.3f})"
     )
     rows = [
-        [m["name"], m["mean_score"], m["mean_cost"], m["cheapest_best_share"]]
+        [m["name"], m["mean_score"], cost_text(m["mean_cost"]), m["cheapest_best_share"]]
         for m in report["models"]
     ]
     console.print(
@@ -62,6 +75,9 @@ def headroom_command(
     as_json: AsJson = False,
 ) -> None:
     """Oracle-gap screening (CoDyn eq. 1): SBS, oracle, gap and winner-change rate."""
+    from codyn.analysis import headroom
+    from codyn.data.routing import RoutingData
+
     routing = RoutingData.load(data)
     report = headroom(routing, by_task=by_task)
     if as_json:
@@ -73,6 +89,8 @@ def headroom_command(
 @app.command("info")
 def info_command(data: DataPath, as_json: AsJson = False) -> None:
     """What a routing data set holds: prompts, models, tasks, costs and notes."""
+    from codyn.data.routing import RoutingData
+
     routing = RoutingData.load(data)
     payload = {"path": str(data), **routing.summary()}
     if as_json:
@@ -110,6 +128,7 @@ def demo_command(
 ) -> None:
     """Run codyn on its built-in data (an MIT-licensed slice of LLMRouter): headroom by task,
     then every router's cost-quality curve on a 70/30 split, written as an HTML report."""
+    from codyn.analysis import headroom
     from codyn.cli.eval_command import print_evaluation
     from codyn.data.demo import load_demo
     from codyn.evaluate import evaluate

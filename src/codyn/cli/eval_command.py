@@ -1,37 +1,28 @@
-"""`codyn eval`: fit routers on train, sweep them on test, print the metrics table."""
+"""`codyn eval`: routers (fitted here or saved) under policies, swept on test, one table."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from codyn.cli.main import app
+from codyn.cli.options import parse_scoped_params, split_list
 from codyn.cli.output import console, print_json, table
-from codyn.data.routing import RoutingData
-from codyn.data.splits import train_test
-from codyn.evaluate import EvaluationResult, evaluate
-from codyn.report import write_report
-from codyn.report.tables import number, summary_cells, with_reference_column
+from codyn.errors import CodynError
 
-COLUMNS = {
-    "name": "router",
-    "kind": "kind",
-    "aiq": "AIQ",
-    "q_at_zero": "q@λ=0",
-    "apgr": "APGR",
-    "cpt50": "CPT50",
-    "cpt80": "CPT80",
-    "cost_to_match_sbs": "cost→SBS q",
-    "best_quality_at_sbs_cost": "best q≤SBS cost",
-    "aiq_diff_vs_zero": "AIQ − zero [95%]",
-}
+if TYPE_CHECKING:
+    from codyn.evaluate import EvaluationResult
+    from codyn.routers.base import Router
 
 
 def print_evaluation(result: EvaluationResult, title: str) -> None:
-    """The SBS and the pair in one line, baselines and routers in one table, then notes."""
+    """The SBS and the pair in one line, baselines and routers in one table, then warnings."""
+    from rich.console import Console
+
+    from codyn.evaluate.table import number
+
     d = result.to_dict()
     test_q = {m["name"]: m["test_q"] for m in d["models"]}
     pair = "no strong/weak pair"
@@ -44,35 +35,82 @@ def print_evaluation(result: EvaluationResult, title: str) -> None:
         f"[bold]{title}[/bold]: train {d['n_train']} / test {d['n_test']} prompts; "
         f"SBS [cyan]{d['sbs']['model']}[/cyan] test q {d['sbs']['test_q']:.3f}; {pair}"
     )
-    columns = with_reference_column(COLUMNS, result)
-    rows = [[r[k] for k in columns] for r in summary_cells(result)]
-    out = table("Routers on the test split", list(columns.values()), rows)
+    metrics = result.columns(table_only=True)
+    keys = ["name", "kind", *(["policy"] if len(result.policies) > 1 else [])]
+    headings = ["router", "kind", *(["policy"] if len(keys) == 3 else [])]
+    headings += [result.heading(m) for m in metrics]
+    keys += [m.key for m in metrics]
+    rows = [[cells[k] for k in keys] for cells in result.cells(table_only=True)]
+    out = table("Routers on the test split", headings, rows)
     if console.is_terminal:
         console.print(out)
     else:  # piped or captured: the whole table on long lines rather than cells wrapped at 80
         wide = console.measure(out, options=console.options.update_width(1000)).maximum
         Console(width=max(console.width, wide)).print(out)
     rnd = d["random"]
+    knob = "λ=0" if result.policies == ["utility"] else "the policy's default knob"
     console.print(
         f"random: q 95% [{number(rnd['quality_lo'])}, {number(rnd['quality_hi'])}], APGR 95% "
         f"[{number(rnd.get('apgr_lo'))}, {number(rnd.get('apgr_hi'))}] over seeds. AIQ: area under "
-        "the cost-quality hull, cost / the priciest model's mean cost. APGR, CPT: strong/weak "
-        "pair. cost→SBS q: cheapest point reaching the SBS's test q, / the SBS's cost."
+        f"the cost-quality hull, cost / the priciest model's mean cost. q@default: at {knob}. "
+        "APGR, CPT: strong/weak pair. cost→SBS q: cheapest point reaching the SBS's test q, / "
+        "the SBS's cost."
     )
     console.print(d["cost_note"])
     for note in d["notes"]:
         console.print(f"note: {note}")
+    for warning in d["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+def saved_routers(directories: list[Path]) -> dict[str, Router]:
+    """Routers saved by ``codyn train``, named by their directory (``name#2`` when repeated)."""
+    from codyn.routers import load_router
+
+    loaded: dict[str, Router] = {}
+    for directory in directories:
+        name = directory.resolve().name or str(directory)
+        unique, k = name, 2
+        while unique in loaded:
+            unique, k = f"{name}#{k}", k + 1
+        loaded[unique] = load_router(directory)
+    return loaded
 
 
 @app.command("eval")
 def eval_command(
     data: Annotated[Path, typer.Argument(help="Routing data (.parquet from `codyn import`).")],
     routers: Annotated[
+        str | None,
+        typer.Option(
+            "--routers",
+            help="Comma-separated router specs fitted on the train split, e.g. "
+            "random,sbs,knn,single:<model>; ALIAS=SPEC names one (knn40=knn).",
+        ),
+    ] = None,
+    router_dirs: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--router",
+            help="A router saved by `codyn train` (repeatable), evaluated as it is: no refit.",
+        ),
+    ] = None,
+    policy: Annotated[
         str,
         typer.Option(
-            "--routers", help="Comma-separated router specs, e.g. random,oracle,sbs,single:<model>."
+            "--policy",
+            help="Comma-separated policies every router is swept under: utility, threshold, "
+            "affordability, tiers, budget (ALIAS=SPEC allowed).",
         ),
-    ],
+    ] = "utility",
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="NAME.KEY=VALUE for a router or policy of this run (repeatable), e.g. "
+            "knn40.k=40, mf.featuriser=minilm, tiers.thresholds=[0.2,0.5].",
+        ),
+    ] = None,
     test: Annotated[
         Path | None, typer.Option("--test", help="A separate test set (DATA is then train).")
     ] = None,
@@ -93,7 +131,7 @@ def eval_command(
         str | None,
         typer.Option(
             "--reference",
-            help="One of --routers: compare every other router's AIQ with it (paired bootstrap).",
+            help="One of the rows: compare every other row's AIQ with it (paired bootstrap).",
         ),
     ] = None,
     report: Annotated[
@@ -101,8 +139,28 @@ def eval_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
-    """Evaluate routers: cost-quality curves, AIQ, APGR, CPT, cost to match the SBS."""
-    specs = [s.strip() for s in routers.split(",") if s.strip()]
+    """Evaluate routers under policies: cost-quality curves, AIQ, APGR, CPT, cost to match the
+    SBS, with warnings for numbers that would mislead."""
+    from codyn.data.routing import RoutingData
+    from codyn.data.splits import train_test
+    from codyn.evaluate import evaluate
+
+    specs: dict[str, str | Router] = {}
+    for spec in split_list(routers):
+        alias, eq, target = (part.strip() for part in spec.partition("="))
+        if alias in specs:
+            raise CodynError(f"--routers names {alias!r} twice; alias one, e.g. {alias}2={alias}")
+        specs[alias] = target if eq else alias
+    for name, saved in saved_routers(router_dirs or []).items():
+        if name in specs:
+            raise CodynError(f"--router {name!r} has the name of a router of --routers")
+        specs[name] = saved
+    if not specs:
+        raise CodynError("give routers to evaluate: --routers LIST and/or --router DIR")
+    policies: dict[str, str] = {}
+    for spec in split_list(policy):
+        alias, eq, target = (part.strip() for part in spec.partition("="))
+        policies[alias] = target if eq else alias
     train, held_out = train_test(
         RoutingData.load(data),
         test=None if test is None else RoutingData.load(test),
@@ -114,6 +172,8 @@ def eval_command(
         train,
         held_out,
         specs,
+        policies=policies,
+        params=parse_scoped_params(param or []),
         n_points=points,
         seed=seed,
         strong=strong,
@@ -122,6 +182,8 @@ def eval_command(
     )
     page = None
     if report is not None:
+        from codyn.report import write_report
+
         page = write_report(result, report, title=f"codyn eval: {data.name}")
     if as_json:
         print_json({**result.to_dict(), "report": None if page is None else str(page)})

@@ -13,19 +13,29 @@ import typer
 
 from codyn.cli.main import app
 from codyn.cli.output import print_json
-from codyn.data import importers
 from codyn.errors import DataError
 
 MAX_TASKS_SHOWN = 15
 
-_FORMAT_HELP = "One of: " + "; ".join(
-    f"{name} ({desc})" for name, desc in importers.FORMATS.items()
-)
+
+def _list_formats(value: bool) -> None:
+    """``--formats``: every registered format and what it reads, then exit."""
+    if value:
+        from codyn.data import importers
+
+        for name, description in importers.formats().items():
+            print(f"{name}: {description}")
+        raise typer.Exit()
 
 
 @app.command("import")
 def import_data(
-    fmt: Annotated[str, typer.Argument(metavar="FORMAT", help=_FORMAT_HELP, show_default=False)],
+    fmt: Annotated[
+        str,
+        typer.Argument(
+            metavar="FORMAT", help="The data's format (`--formats` lists them).", show_default=False
+        ),
+    ],
     paths: Annotated[
         list[Path],
         typer.Argument(metavar="PATH...", help="Input files or directories of that format."),
@@ -42,8 +52,16 @@ def import_data(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    formats: Annotated[
+        bool,
+        typer.Option(
+            "--formats", callback=_list_formats, is_eager=True, help="List the formats and exit."
+        ),
+    ] = False,
 ) -> None:
     """Import routing data (prompts x models -> score, cost) into one codyn Parquet file."""
+    from codyn.data import importers
+
     options = parse_options(option or [])
     if output.suffix != ".parquet":
         raise DataError("the output file must end in .parquet", path=output)

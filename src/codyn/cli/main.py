@@ -36,4 +36,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # As ``python -m codyn.cli.main`` this file runs as __main__, and the command modules
+    # register on the app of the imported codyn.cli.main, not on this copy's.
+    from codyn.cli.main import main as imported_main
+
+    imported_main()

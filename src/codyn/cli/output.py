@@ -1,4 +1,8 @@
-"""Printing helpers shared by commands: JSON with NaN as null, and rich tables."""
+"""Printing helpers shared by commands: JSON with NaN as null, and rich tables.
+
+numpy is imported only when a value is printed, so ``codyn --help`` does not load it; rich
+stays at the top, as Typer's help output loads it anyway.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ import math
 import sys
 from typing import Any
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -16,6 +19,8 @@ console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 
 def _clean(value: Any) -> Any:
+    import numpy as np
+
     if isinstance(value, dict):
         return {str(k): _clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -37,6 +42,9 @@ def print_json(payload: Any) -> None:
 
 
 def fmt(value: Any, digits: int = 3) -> str:
+    """A table cell: ``n/a`` for None and NaN, ``digits`` decimals (tiny numbers in e-notation)."""
+    import numpy as np
+
     if value is None:
         return "n/a"
     if isinstance(value, (float, np.floating)):

@@ -1,29 +1,20 @@
 """`codyn train`, `codyn route`, `codyn calibrate`, `codyn bench route` and `codyn bench
-featurise`: thin wrappers over `codyn.routers`, `codyn.features` and `codyn.deploy` that parse,
-call the library and print."""
+featurise`: thin wrappers over `codyn.routers`, `codyn.policy`, `codyn.deploy` and
+`codyn.bench` that parse, call the library and print."""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from codyn.bench.features import bench_featuriser
-from codyn.bench.routers import bench_router
 from codyn.cli.main import app
+from codyn.cli.options import parse_params
 from codyn.cli.output import console, fmt, print_json, table
-from codyn.data.demo import load_demo
-from codyn.data.routing import RoutingData
-from codyn.data.splits import load_split_file
-from codyn.deploy import PolicySetup, calibrate_deployed, load_deployed, route
-from codyn.errors import CodynError, shown_list
-from codyn.features.base import featuriser_from_config
-from codyn.routers import make_router
-from codyn.routers.tasks import centred_tasks
+from codyn.errors import CodynError
 
 bench = typer.Typer(help="Measure speed: router decisions, featurisers.", no_args_is_help=True)
 app.add_typer(bench, name="bench")
@@ -32,21 +23,6 @@ RouterDir = Annotated[
     Path, typer.Option("--router", help="Directory of a router written by `codyn train`.")
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-
-
-def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """``["k=40", "weights=similarity"]`` -> ``{"k": 40, "weights": "similarity"}``: a value is
-    read as JSON when it parses (numbers, true/false, lists), else kept as a string."""
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            raise CodynError(f"--param takes NAME=VALUE, got {pair!r}")
-        try:
-            params[name.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            params[name.strip()] = value
-    return params
 
 
 @app.command("train")
@@ -58,6 +34,21 @@ def train_command(
         list[str] | None,
         typer.Option("--param", help="Hyper-parameter NAME=VALUE (repeatable), e.g. k=40."),
     ] = None,
+    policy: Annotated[
+        str,
+        typer.Option(
+            "--policy",
+            help="The policy `route` and `serve` decide with: utility, threshold, "
+            "affordability, tiers, budget, fixed.",
+        ),
+    ] = "utility",
+    policy_param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--policy-param",
+            help="Policy parameter NAME=VALUE (repeatable), e.g. strong=gpt-4o weak=gpt-4o-mini.",
+        ),
+    ] = None,
     split_file: Annotated[
         Path | None,
         typer.Option("--split-file", help="Train only on the 'train' rows of this split TSV."),
@@ -65,15 +56,24 @@ def train_command(
     as_json: AsJson = False,
 ) -> None:
     """Fit a router on DATA and save it (router.json, weights.npz, policy.json) to OUT."""
+    from codyn.data.routing import RoutingData
+    from codyn.data.splits import load_split_file
+    from codyn.deploy import PolicySetup
+    from codyn.errors import shown_list
+    from codyn.policy import make_policy
+    from codyn.routers import make_router
+    from codyn.routers.tasks import centred_tasks
+
     train = RoutingData.load(data)
     if split_file is not None:
         train, _ = load_split_file(train, split_file)
     estimator = make_router(router, **parse_params(param or []))
+    chosen = make_policy(policy, train.model_names, **parse_params(policy_param or []))
     start = time.perf_counter()
     estimator.fit(train)
     fit_s = time.perf_counter() - start
+    setup = PolicySetup.from_train(estimator, train, chosen)
     estimator.save(out)
-    setup = PolicySetup.from_train(estimator, train)
     setup.save(out)
     payload = {
         "router": repr(estimator),
@@ -82,6 +82,8 @@ def train_command(
         "models": setup.model_names,
         "model_costs": setup.model_costs,
         "cost_note": setup.cost_note,
+        "policy": setup.policy,
+        "sbs": setup.sbs,
         "fit_s": fit_s,
         "task_prior_tasks": centred_tasks(estimator),
     }
@@ -97,6 +99,7 @@ def train_command(
         console.print(
             f"task prior: scores centred on the means of {len(tasks)} tasks ({shown_list(tasks)})"
         )
+    console.print(f"policy: {chosen.describe()}; SBS of the train split: {setup.sbs}")
     console.print(setup.cost_note)
 
 
@@ -106,7 +109,9 @@ def route_command(
     router_dir: RouterDir,
     knob: Annotated[
         float | None,
-        typer.Option("--knob", help="lambda >= 0 of quality - lambda * cost [calibrated or 0]."),
+        typer.Option(
+            "--knob", help="The policy's knob, e.g. lambda of quality - lambda * cost [saved]."
+        ),
     ] = None,
     target_cost: Annotated[
         float | None,
@@ -119,9 +124,12 @@ def route_command(
     as_json: AsJson = False,
 ) -> None:
     """Choose a model for one prompt and show every model's predicted quality and cost."""
+    from codyn.cli.options import split_list
+    from codyn.deploy import load_deployed, route
+
     text = sys.stdin.read() if prompt == "-" else prompt
     estimator, setup = load_deployed(router_dir)
-    offered = None if models is None else [m.strip() for m in models.split(",") if m.strip()]
+    offered = None if models is None else split_list(models)
     routed = route(estimator, setup, [text], knob=knob, max_cost=target_cost, offered=offered)
     chosen = routed.models[0]
     rows = [
@@ -134,6 +142,7 @@ def route_command(
         print_json(
             {
                 "model": chosen,
+                "policy": routed.policy.name,
                 "knob": routed.knob,
                 "knob_source": routed.knob_source,
                 "max_cost": target_cost,
@@ -143,7 +152,8 @@ def route_command(
             }
         )
         return
-    console.print(f"[bold]{chosen}[/bold]  (lambda {fmt(routed.knob, 4)}, {routed.knob_source})")
+    console.print(f"[bold]{chosen}[/bold]  ({routed.policy.describe(routed.knob)}, "
+                  f"{routed.knob_source})")  # fmt: skip
     cells = [
         [r["model"], r["predicted_quality"], f"{r['cost']:.3g}", "*" if r["chosen"] else ""]
         for r in rows
@@ -168,16 +178,72 @@ def calibrate_command(
         float | None,
         typer.Option("--strong-share", help="At most this share of calls to the best model."),
     ] = None,
+    max_quality_loss: Annotated[
+        float | None,
+        typer.Option(
+            "--max-quality-loss",
+            help="Guarantee: quality loss against always-SBS on NEW prompts at most this...",
+        ),
+    ] = None,
+    confidence: Annotated[
+        float,
+        typer.Option("--confidence", help="...with at least this probability (with the above)."),
+    ] = 0.9,
+    method: Annotated[
+        str,
+        typer.Option("--method", help="p-value of the guarantee: betting (tighter) or hb."),
+    ] = "betting",
     as_json: AsJson = False,
 ) -> None:
-    """Pick the router's lambda on validation data for one target; `route` then uses it."""
-    if sum(t is not None for t in (target_cost, target_quality, strong_share)) != 1:
-        raise CodynError("give exactly one of --target-cost, --target-quality, --strong-share")
+    """Pick the router's knob on validation data, for a target on that data or with a
+    guarantee on new prompts; `route` and `serve` then use it."""
+    from codyn.data.routing import RoutingData
+    from codyn.deploy import calibrate_deployed, calibrate_deployed_with_guarantee, load_deployed
+
+    targets = (target_cost, target_quality, strong_share, max_quality_loss)
+    if sum(t is not None for t in targets) != 1:
+        raise CodynError(
+            "give exactly one of --target-cost, --target-quality, --strong-share, "
+            "--max-quality-loss"
+        )
     estimator, setup = load_deployed(router_dir)
+    val = RoutingData.load(data)
+    if max_quality_loss is not None:
+        guaranteed = calibrate_deployed_with_guarantee(
+            estimator,
+            setup,
+            val,
+            max_quality_loss=max_quality_loss,
+            confidence=confidence,
+            method=method,
+        )
+        setup.save(router_dir)
+        if as_json:
+            print_json(setup.calibration)
+            return
+        sbs, n = setup.calibration["sbs"], setup.calibration["n_prompts"]
+        policy = setup.calibration["policy"]["name"]
+        if guaranteed.knob is None:
+            console.print(
+                f"no knob of {policy} keeps the quality loss against always-{sbs} within "
+                f"{max_quality_loss:g} with probability {confidence:g} on {n} validation prompts; "
+                f"the router now sends every prompt to {sbs} (more validation data may qualify "
+                f"a cheaper knob). {guaranteed.summary}"
+            )
+            return
+        console.print(
+            f"{policy} knob {fmt(guaranteed.knob, 4)}: with probability >= {confidence:g}, the "
+            f"quality loss against always-{sbs} on new prompts is at most {max_quality_loss:g}. "
+            f"On the {n} validation prompts: loss {guaranteed.loss:+.4f}, cost "
+            f"{fmt(guaranteed.cost)} per call = {guaranteed.cost / guaranteed.sbs_cost:.1%} of "
+            f"{sbs}'s ({method} p-value {guaranteed.p_value:.3g}, "
+            f"{guaranteed.knobs_tested} knobs tested)"
+        )
+        return
     result = calibrate_deployed(
         estimator,
         setup,
-        RoutingData.load(data),
+        val,
         target_cost=target_cost,
         min_quality=target_quality,
         strong_share=strong_share,
@@ -187,10 +253,20 @@ def calibrate_command(
         print_json(setup.calibration)
         return
     console.print(
-        f"lambda {fmt(result.knob, 4)} meets {result.target} on {setup.calibration['n_prompts']} "
-        f"validation prompts: cost {fmt(result.cost)} per call, quality {fmt(result.quality)}, "
-        f"{result.strong_share:.0%} of calls to {setup.model_names[result.strong_model]}"
+        f"{setup.policy['name']} knob {fmt(result.knob, 4)} meets {result.target} on "
+        f"{setup.calibration['n_prompts']} validation prompts: cost {fmt(result.cost)} per call, "
+        f"quality {fmt(result.quality)}, {result.strong_share:.0%} of calls to "
+        f"{setup.model_names[result.strong_model]} (no guarantee on new prompts: see "
+        "--max-quality-loss)"
     )
+
+
+def _prompts(data: Path | None) -> list[str]:
+    """The prompts a benchmark times: the data's, or the built-in demo's."""
+    from codyn.data.demo import load_demo
+    from codyn.data.routing import RoutingData
+
+    return (load_demo() if data is None else RoutingData.load(data)).texts
 
 
 @bench.command("route")
@@ -207,8 +283,11 @@ def bench_route_command(
 ) -> None:
     """Decision latency (one prompt at a time, featurising included), batched throughput and
     peak memory of a trained router."""
+    from codyn.bench.routers import bench_router
+    from codyn.deploy import load_deployed
+
     estimator, setup = load_deployed(router_dir)
-    texts = (load_demo() if data is None else RoutingData.load(data)).texts
+    texts = _prompts(data)
     result = bench_router(
         estimator,
         texts,
@@ -216,6 +295,7 @@ def bench_route_command(
         n,
         batch_size=batch_size,
         model_costs=setup.model_costs,
+        policy=setup.build_policy(),
         knob=setup.knob,
     )
     result["router"] = repr(estimator)
@@ -251,7 +331,10 @@ def bench_featurise_command(
 ) -> None:
     """Embedding latency (one prompt at a time), batched throughput and peak memory of one
     featuriser, fitted on the data's prompts: the embedding part of `codyn bench route`."""
-    texts = (load_demo() if data is None else RoutingData.load(data)).texts
+    from codyn.bench.features import bench_featuriser
+    from codyn.features.base import featuriser_from_config
+
+    texts = _prompts(data)
     embedder = featuriser_from_config({"name": featuriser}).fit(texts)
     result = bench_featuriser(embedder, texts, warmup, n, batch_size=batch_size, threads=threads)
     result["featuriser"] = featuriser

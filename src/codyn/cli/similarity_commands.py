@@ -1,4 +1,8 @@
-"""Similarity commands: benchmark-dataset similarity and contamination (RouteLLM app. B-C)."""
+"""Similarity commands: benchmark-dataset similarity and contamination (RouteLLM app. B-C).
+
+`codyn.similarity` and `RoutingData` (numpy, pandas, pyarrow) are imported inside the commands,
+so that ``codyn --help`` and the other commands do not load them.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +13,17 @@ import typer
 
 from codyn.cli.main import app
 from codyn.cli.output import console, print_json, table
-from codyn.data.routing import RoutingData
 from codyn.errors import CodynError
-from codyn.similarity import (
-    CONTAMINATION_THRESHOLD,
-    DEFAULT_FEATURISER,
-    benchmark_similarity,
-    drop_contaminated,
-    embed_texts,
-    near_duplicates,
-)
 
 TrainPath = Annotated[Path, typer.Argument(help="Training routing data (.parquet).")]
 BenchPath = Annotated[Path, typer.Argument(help="Benchmark routing data (.parquet).")]
 FeaturiserOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--featuriser",
-        help="Featuriser that embeds the prompts (static, minilm, minilm-onnx, tfidf, ...).",
+        help="Featuriser that embeds the prompts (static, minilm, minilm-onnx, tfidf, ...) "
+        "[codyn.similarity's default: static].",
+        show_default=False,
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -41,11 +38,15 @@ def _short(text: str, width: int = 80) -> str:
 def similarity_command(
     train: TrainPath,
     bench: BenchPath,
-    featuriser: FeaturiserOpt = DEFAULT_FEATURISER,
+    featuriser: FeaturiserOpt = None,
     as_json: AsJson = False,
 ) -> None:
     """Benchmark-dataset similarity (RouteLLM app. C): mean over BENCH prompts of the best
     cosine to any TRAIN prompt."""
+    from codyn.data.routing import RoutingData
+    from codyn.similarity import DEFAULT_FEATURISER, benchmark_similarity, embed_texts
+
+    featuriser = featuriser or DEFAULT_FEATURISER
     train_data, bench_data = RoutingData.load(train), RoutingData.load(bench)
     train_emb, bench_emb = embed_texts(train_data.texts, bench_data.texts, featuriser)
     score = benchmark_similarity(train_emb, bench_emb)
@@ -70,9 +71,13 @@ def contamination_command(
     train: TrainPath,
     bench: BenchPath,
     threshold: Annotated[
-        float, typer.Option(help="Cosine at or above which a benchmark prompt is contaminated.")
-    ] = CONTAMINATION_THRESHOLD,
-    featuriser: FeaturiserOpt = DEFAULT_FEATURISER,
+        float | None,
+        typer.Option(
+            help="Cosine at or above which a benchmark prompt is contaminated [RouteLLM's 0.95].",
+            show_default=False,
+        ),
+    ] = None,
+    featuriser: FeaturiserOpt = None,
     drop: Annotated[
         bool, typer.Option("--drop", help="Write BENCH without the contaminated prompts to -o.")
     ] = False,
@@ -88,6 +93,17 @@ def contamination_command(
         raise CodynError("-o is only used with --drop")
     if output is not None and output.resolve() in {train.resolve(), bench.resolve()}:
         raise CodynError(f"refusing to overwrite input file {output}: pick another -o path")
+    from codyn.data.routing import RoutingData
+    from codyn.similarity import (
+        CONTAMINATION_THRESHOLD,
+        DEFAULT_FEATURISER,
+        drop_contaminated,
+        embed_texts,
+        near_duplicates,
+    )
+
+    featuriser = featuriser or DEFAULT_FEATURISER
+    threshold = CONTAMINATION_THRESHOLD if threshold is None else threshold
     train_data, bench_data = RoutingData.load(train), RoutingData.load(bench)
     train_emb, bench_emb = embed_texts(train_data.texts, bench_data.texts, featuriser)
     pairs = near_duplicates(train_emb, bench_emb, threshold)

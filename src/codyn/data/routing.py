@@ -27,8 +27,9 @@ COST_BASES = ("observed", "tokens_x_price", "price_proxy", "unknown")
 
 - ``observed``: USD per call as recorded by the data set.
 - ``tokens_x_price``: USD per call computed from token counts and the models' prices.
-- ``price_proxy``: the model's blended price per 1M tokens used as a per-call proxy
-  (only ratios between models are meaningful).
+- ``price_proxy``: one number per model stands for every call, only ratios between models
+  are meaningful: the model's blended price per 1M tokens, or costs that are constant per
+  model across all prompts (see `mark_constant_costs_as_proxy`).
 - ``unknown``: no costs at all (every cost is NaN).
 """
 
@@ -183,8 +184,9 @@ class RoutingData:
         return {
             "observed": "costs: observed USD per call",
             "tokens_x_price": "costs: USD per call from tokens x price",
-            "price_proxy": "costs are proxies: each model's price per 1M tokens stands for "
-            "its per-call cost (ratios only)",
+            "price_proxy": "costs are proxies: one number per model (its price per 1M tokens, "
+            "or a cost that is the same on every prompt) stands for its per-call cost "
+            "(ratios only)",
             "unknown": "costs unknown: cost columns are NaN",
         }[self.cost_basis]
 
@@ -431,6 +433,31 @@ class RoutingData:
                     row["response"] = self.responses[i, j]
                 rows.append(row)
         return pd.DataFrame(rows)
+
+
+def mark_constant_costs_as_proxy(data: RoutingData) -> None:
+    """Relabel ``observed`` costs as ``price_proxy`` (with a note) when each model costs the
+    same on every prompt, e.g. a cost column filled with one list price per model.
+
+    Such costs rank the models but say nothing about which prompts are dear, so only their
+    ratios mean something. The importers apply this to every data set they build; the
+    `RoutingData` constructor does not, because a subset of truly observed costs (a single
+    prompt, say) can be constant by chance. Needs two known costs for some model.
+    """
+    if data.cost_basis != "observed":
+        return
+    known = ~np.isnan(data.cost)
+    if known.sum(axis=0).max(initial=0) < 2:
+        return
+    columns = data.cost[:, known.any(axis=0)]
+    low, high = np.nanmin(columns, axis=0), np.nanmax(columns, axis=0)
+    if not np.allclose(low, high, rtol=1e-9, atol=0.0):  # 1e-9: means of equal samples
+        return
+    data.cost_basis = "price_proxy"
+    data.notes.append(
+        f"costs are constant per model across all {data.n_prompts} prompts, so they were "
+        "labelled price_proxy, not observed: they rank the models but do not vary by prompt"
+    )
 
 
 def _normalise_prompts(prompts: pd.DataFrame | Sequence[dict[str, Any]]) -> pd.DataFrame:

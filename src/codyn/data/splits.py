@@ -1,23 +1,42 @@
 """Fixed train/test splits read from a split file, so runs share exactly the same prompts.
 
-The format is the one in ``benchmarks/anchors/splits/*.tsv``: a tab-separated file with
-columns ``id, split, prompt_sha1_16, group``. Rows are matched by prompt id and verified by
-``sha1(prompt text as UTF-8)[:16]``; prompts the file does not list are dropped.
+The format is the one in ``benchmarks/anchors/splits/*.tsv``: a tab-separated UTF-8 file
+whose header names the columns ``id, split, prompt_sha1_16`` (and usually ``group``; other
+columns are ignored). Rows are matched by prompt id and verified by
+``sha1(prompt text as UTF-8)[:16]`` (an empty hash skips the check); prompts the file does
+not list are dropped. The file is read with the csv module, not pandas, so every error names
+its line (the header is line 1).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
-from codyn.data.routing import RoutingData
+from codyn.data.files import csv_records, read_text
 from codyn.errors import DataError, shown_list
+
+if TYPE_CHECKING:  # only annotations: reading a split file does not need pandas
+    from codyn.data.routing import RoutingData
 
 SPLIT_COLUMNS = ("id", "split", "prompt_sha1_16")
 SPLITS = ("train", "test")
+_SHA1_16 = re.compile(r"[0-9a-f]{16}")
+_EXPECTED = "a tab-separated header id, split, prompt_sha1_16, group"
+
+
+@dataclass(frozen=True)
+class SplitRow:
+    """One prompt of a split file and the line it is on."""
+
+    id: str
+    split: str
+    prompt_sha1_16: str
+    group: str
+    line: int
 
 
 def prompt_sha1_16(text: str) -> str:
@@ -25,25 +44,85 @@ def prompt_sha1_16(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 
 
-def read_split_file(path: str | Path) -> pd.DataFrame:
-    """The split file as a frame with at least ``id, split, prompt_sha1_16`` (all str)."""
+def read_split_file(path: str | Path) -> list[SplitRow]:
+    """The split file's rows in file order; any malformed line is a one-line `DataError`."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError("no such split file", path=path)
-    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    missing = [c for c in SPLIT_COLUMNS if c not in frame.columns]
-    if missing:
+    text = read_text(path, "split file")
+    header: list[str] | None = None
+    rows: list[SplitRow] = []
+    first_line: dict[str, int] = {}
+    for line, fields in csv_records(text, path, delimiter="\t"):
+        if header is None:
+            header = _header(fields, path, line)
+            continue
+        if len(fields) != len(header):
+            hint = (
+                "; split files are tab-separated" if len(fields) == 1 and "," in fields[0] else ""
+            )
+            raise DataError(
+                f"has {len(fields)} field(s) but the header has {len(header)}{hint}",
+                path=path,
+                row=line,
+            )
+        row = _row(dict(zip(header, fields, strict=True)), path, line)
+        if row.id in first_line:
+            raise DataError(
+                f"id {row.id!r} is repeated (first at line {first_line[row.id]})",
+                path=path,
+                row=line,
+                column="id",
+            )
+        first_line[row.id] = line
+        rows.append(row)
+    if header is None:  # only blank lines
+        raise DataError(f"split file is empty; expected {_EXPECTED}", path=path)
+    if not rows:
+        raise DataError("split file has a header but lists no prompts", path=path)
+    return rows
+
+
+def _header(fields: list[str], path: Path, line: int) -> list[str]:
+    names = [name.strip() for name in fields]
+    if len(names) == 1 and "," in names[0]:
         raise DataError(
-            f"split file needs columns {', '.join(SPLIT_COLUMNS)}; missing {', '.join(missing)}",
+            f"the split file must be tab-separated, but its header is comma-separated; "
+            f"expected {_EXPECTED}",
             path=path,
+            row=line,
         )
-    repeated = frame["id"][frame["id"].duplicated()].unique().tolist()
+    repeated = sorted({name for name in names if name and names.count(name) > 1})
     if repeated:
-        raise DataError(f"ids repeated in the split file: {shown_list(repeated)}", path=path)
-    bad = sorted(set(frame["split"]) - set(SPLITS))
-    if bad:
-        raise DataError(f"split must be 'train' or 'test', found {', '.join(bad)}", path=path)
-    return frame
+        raise DataError(f"column {repeated[0]!r} appears twice in the header", path=path, row=line)
+    missing = [column for column in SPLIT_COLUMNS if column not in names]
+    if missing:
+        shown = ", ".join(name for name in names if name) or "nothing"
+        raise DataError(
+            f"the header lacks column(s) {', '.join(missing)} (it has: {shown}); "
+            f"expected {_EXPECTED}",
+            path=path,
+            row=line,
+        )
+    return names
+
+
+def _row(cells: dict[str, str], path: Path, line: int) -> SplitRow:
+    prompt_id = cells["id"]
+    if not prompt_id.strip():
+        raise DataError("empty id", path=path, row=line, column="id")
+    split = cells["split"].strip()
+    if split not in SPLITS:
+        raise DataError(
+            f"split must be 'train' or 'test', got {split!r}", path=path, row=line, column="split"
+        )
+    digest = cells["prompt_sha1_16"].strip()
+    if digest and not _SHA1_16.fullmatch(digest):
+        raise DataError(
+            f"prompt_sha1_16 must be 16 lowercase hex digits or empty, got {digest!r}",
+            path=path,
+            row=line,
+            column="prompt_sha1_16",
+        )
+    return SplitRow(prompt_id, split, digest, cells.get("group", "").strip(), line)
 
 
 def load_split_file(data: RoutingData, path: str | Path) -> tuple[RoutingData, RoutingData]:
@@ -51,32 +130,36 @@ def load_split_file(data: RoutingData, path: str | Path) -> tuple[RoutingData, R
 
     Prompts absent from the file are dropped; how many is recorded in both halves'
     ``notes``. An id of the file that the data lacks, or a prompt whose text hash differs
-    from the file's, is a `DataError`.
+    from the file's, is a `DataError` naming the first such line.
     """
     path = Path(path)
-    frame = read_split_file(path)
-    position = pd.Series(np.arange(data.n_prompts), index=data.prompts["id"])
-    absent = [i for i in frame["id"] if i not in position.index]
+    rows = read_split_file(path)
+    position = {prompt_id: i for i, prompt_id in enumerate(data.prompt_ids)}
+    absent = [row for row in rows if row.id not in position]
     if absent:
         raise DataError(
-            f"{len(absent)} id(s) of the split file are not in the data: {shown_list(absent)}",
+            f"{len(absent)} id(s) of the split file are not in the data: "
+            f"{shown_list([row.id for row in absent])}",
             path=path,
+            row=absent[0].line,
+            column="id",
         )
-    rows = position.loc[frame["id"]].to_numpy()
-    texts = data.prompts["text"].to_numpy()
+    texts = data.texts
     changed = [
-        i
-        for i, row, expected in zip(frame["id"], rows, frame["prompt_sha1_16"], strict=True)
-        if expected and prompt_sha1_16(texts[row]) != expected
+        row
+        for row in rows
+        if row.prompt_sha1_16 and prompt_sha1_16(texts[position[row.id]]) != row.prompt_sha1_16
     ]
     if changed:
         raise DataError(
             f"{len(changed)} prompt(s) differ from the text the split file was made from "
-            f"(prompt_sha1_16 mismatch): {shown_list(changed)}",
+            f"(prompt_sha1_16 mismatch): {shown_list([row.id for row in changed])}",
             path=path,
+            row=changed[0].line,
+            column="prompt_sha1_16",
         )
-    is_test = (frame["split"] == "test").to_numpy()
-    train, test = data.take(rows[~is_test]), data.take(rows[is_test])
+    train = data.take([position[row.id] for row in rows if row.split == "train"])
+    test = data.take([position[row.id] for row in rows if row.split == "test"])
     note = (
         f"split file {path.name}: {len(train)} train / {len(test)} test; "
         f"{data.n_prompts - len(rows)} prompt(s) not in the file dropped"

@@ -10,15 +10,17 @@ featuriser rebuilds from ``config()`` + ``state()`` (`featuriser_from_config`, a
 ``{"name": ...}`` gives the defaults), and `CachedFeaturiser` keeps computed embeddings on disk.
 """
 
+from codyn.errors import NotFittedError
 from codyn.features.base import (
     DEFAULT_MAX_CHARS,
+    FEATURISERS,
     Featuriser,
     FeaturiserError,
-    NotFittedError,
     TruncationStats,
     cache_dir,
     featuriser_from_config,
     load_featuriser,
+    register_featuriser,
     save_featuriser,
 )
 from codyn.features.cache import CachedFeaturiser, EmbeddingCache, cache_key
@@ -31,6 +33,7 @@ from codyn.features.tfidf import TfidfFeaturiser
 __all__ = [
     "DEFAULT_MAX_CHARS",
     "FEATURE_NAMES",
+    "FEATURISERS",
     "CachedFeaturiser",
     "EmbeddingCache",
     "Featuriser",
@@ -50,5 +53,6 @@ __all__ = [
     "featuriser_from_config",
     "find_table",
     "load_featuriser",
+    "register_featuriser",
     "save_featuriser",
 ]

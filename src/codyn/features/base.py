@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 import numpy as np
 
 from codyn.errors import CodynError
+from codyn.registry import Registry
 
 logger = logging.getLogger("codyn.features")
 
@@ -36,25 +36,35 @@ DEFAULT_MAX_CHARS = 20_000
 """Prompts are cut to this many characters (about 5k word pieces) unless a featuriser is told
 otherwise: bounds worst-case latency and memory; coding prompts rarely come close."""
 
-_REGISTRY: dict[str, str] = {
-    "static": "codyn.features.static:StaticFeaturiser",
-    "minilm": "codyn.features.minilm:MiniLMFeaturiser",
-    "minilm-onnx": "codyn.features.onnx:MiniLMOnnxFeaturiser",
-    "minilm-onnx-fp32": "codyn.features.onnx:MiniLMOnnxFp32Featuriser",
-    "tfidf": "codyn.features.tfidf:TfidfFeaturiser",
-    "structure": "codyn.features.structure:StructureFeaturiser",
-}
-"""Featuriser name -> ``module:class``; imported lazily so that torch or scikit-learn load only
-when a featuriser that needs them is built."""
-
 
 class FeaturiserError(CodynError):
-    """A featuriser cannot be built, loaded or used (unknown name, not fitted, missing extra)."""
+    """A featuriser cannot be built, loaded or used (unknown name, bad config, missing extra).
+
+    Using a fitted featuriser before ``fit`` is a `codyn.errors.NotFittedError` instead.
+    """
 
 
-class NotFittedError(FeaturiserError, AttributeError):
-    """A fitted featuriser (TF-IDF) was used before ``fit``; an AttributeError, as in
-    scikit-learn, so ``hasattr(f, "dim")`` is False until it is fitted."""
+FEATURISERS: Registry[type[Any]] = Registry("featuriser", "codyn.features")
+"""Featuriser classes by name; each featuriser module registers its own, so torch or
+scikit-learn load only when a featuriser that needs them is built (they import lazily)."""
+
+F = TypeVar("F", bound=type)
+
+
+def register_featuriser(name: str) -> Callable[[F], F]:
+    """Class decorator: make a featuriser class buildable by `featuriser_from_config` as
+    ``name`` (sets its ``name``)."""
+    register = FEATURISERS.register(name)
+
+    def decorate(cls: F) -> F:
+        declared = cls.__dict__.get("name", name)
+        if declared != name:
+            raise ValueError(f"{cls.__qualname__}.name is {declared!r}, registered as {name!r}")
+        register(cls)
+        cls.name = name  # type: ignore[attr-defined]
+        return cls
+
+    return decorate
 
 
 @dataclass
@@ -218,16 +228,16 @@ def featuriser_from_config(
 ) -> Featuriser:
     """Rebuild a featuriser from ``config()`` and, for fitted ones, ``state()``."""
     name = config.get("name")
-    if name not in _REGISTRY:
-        raise FeaturiserError(f"unknown featuriser {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    try:
+        cls = FEATURISERS.get(str(name))
+    except CodynError as exc:
+        raise FeaturiserError(str(exc)) from None
     version = int(config.get("format_version", FORMAT_VERSION))
     if version > FORMAT_VERSION:
         raise FeaturiserError(
             f"featuriser config has format_version {version}; this codyn reads up to "
             f"{FORMAT_VERSION}: upgrade codyn"
         )
-    module_name, class_name = _REGISTRY[str(name)].split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
     return cls.from_config(dict(config), dict(state or {}))
 
 

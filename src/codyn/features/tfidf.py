@@ -15,13 +15,14 @@ from typing import Any, Self
 
 import numpy as np
 
+from codyn.errors import NotFittedError
 from codyn.features.base import (
     DEFAULT_MAX_CHARS,
     ClippingFeaturiser,
     FeaturiserError,
-    NotFittedError,
     arrays_digest,
     l2_normalise,
+    register_featuriser,
 )
 
 TOKEN_PATTERN = r"(?u)\b\w+\b|[^\w\s]"
@@ -29,11 +30,10 @@ TOKEN_PATTERN = r"(?u)\b\w+\b|[^\w\s]"
 code, and scikit-learn's default pattern drops them."""
 
 
+@register_featuriser("tfidf")
 class TfidfFeaturiser(ClippingFeaturiser):
     """L2-normalised TF-IDF rows (sublinear tf) over up to ``max_features`` n-grams, projected
     on ``svd_dims`` singular directions (``None``: the raw columns), dense float32."""
-
-    name = "tfidf"
 
     def __init__(
         self,

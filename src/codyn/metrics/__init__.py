@@ -18,6 +18,7 @@ from codyn.metrics.headroom import (
     oracle_gap,
     oracle_mean,
     sbs_index,
+    weak_index,
     winner_change_rate,
 )
 from codyn.metrics.quality_cost import (
@@ -80,5 +81,6 @@ __all__ = [
     "selection_share",
     "strong_share_curve",
     "upper_hull",
+    "weak_index",
     "winner_change_rate",
 ]

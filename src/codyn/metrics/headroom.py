@@ -113,3 +113,23 @@ def cheapest_best_share(score: np.ndarray, cost: np.ndarray | None = None) -> np
     if not rows.any():
         return np.full(n_models, np.nan)
     return np.bincount(choice[rows], minlength=n_models) / rows.sum()
+
+
+WEAK_FRACTION = 0.7
+"""ANCHORS.md's weak model: the cheapest one whose mean score is at least this share of the
+strong model's."""
+
+
+def weak_index(
+    mean_score: np.ndarray, mean_cost: np.ndarray, strong: int, fraction: float = WEAK_FRACTION
+) -> int | None:
+    """The weak model of a strong/weak pair (ANCHORS.md): the cheapest model other than
+    ``strong`` whose mean score is at least ``fraction`` of the strong's; cost ties go to the
+    higher mean score. None when no other model qualifies."""
+    q = np.nan_to_num(np.asarray(mean_score, dtype=np.float64), nan=-np.inf)
+    costs = np.asarray(mean_cost, dtype=np.float64)
+    ok = np.flatnonzero(q >= fraction * q[strong])
+    ok = ok[ok != strong]
+    if ok.size == 0:
+        return None
+    return int(ok[np.lexsort((-q[ok], costs[ok]))[0]])

@@ -1,7 +1,8 @@
 """Pick a policy's knob on validation data so that it meets a cost, strong-share or quality target.
 
 The candidates are the policy's own `Policy.knob_grid` (every flip point while that stays
-affordable to evaluate), so calibration works for any policy without knowing its rule.
+affordable to evaluate, `codyn.policy.decision.full_grid`), and every candidate is decided by
+`codyn.policy.decide`, so calibration works for any policy without knowing its rule.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from codyn.errors import CodynError
-from codyn.policy.base import FloatArray, Policy, check_inputs
+from codyn.policy.base import FloatArray, Policy, check_inputs, mean_costs
+from codyn.policy.decision import decide, full_grid
 from codyn.policy.threshold import ThresholdPolicy
 
 MAX_EVALUATIONS = 50_000_000
@@ -88,7 +90,7 @@ def calibrate(
     call_costs = _call_costs(cost_val, costs, pred.shape)
     strong = _strong_model(policy, scores, costs)
 
-    knobs = _candidate_knobs(policy, pred, costs)
+    knobs = full_grid(policy, pred, costs)
     cost, share, quality = _evaluate(policy, pred, costs, knobs, call_costs, scores, strong)
     if min_quality is not None:
         label = f"quality >= {min_quality:g}"
@@ -142,8 +144,8 @@ def _evaluate(
     """Mean cost, strong share and mean quality (NaN without scores) at every knob."""
     rows = np.arange(pred.shape[0])
     cost, share, quality = np.empty(knobs.size), np.empty(knobs.size), np.full(knobs.size, np.nan)
-    for i, knob in enumerate(knobs):
-        chosen = policy.decide(pred, costs, float(knob))
+    for i, knob in enumerate(knobs):  # one knob at a time: a full grid can be long
+        chosen = decide(pred, costs, policy, float(knob))
         cost[i] = call_costs[rows, chosen].mean()
         share[i] = np.mean(chosen == strong)
         if scores is not None:
@@ -164,19 +166,19 @@ def _call_costs(
     cost_val: ArrayLike | None, costs: FloatArray, shape: tuple[int, ...]
 ) -> FloatArray:
     """Per-prompt cost of each model: ``cost_val`` where known, the model's mean cost elsewhere."""
-    fallback = np.broadcast_to(costs, shape)
+    fallback = np.broadcast_to(costs if costs.ndim == 2 else mean_costs(costs), shape)
     observed = _matrix(cost_val, shape, "cost_val")
     return fallback.copy() if observed is None else np.where(np.isnan(observed), fallback, observed)
 
 
 def _strong_model(policy: Policy, scores: FloatArray | None, costs: FloatArray) -> int:
     if isinstance(policy, ThresholdPolicy):
-        return policy.strong
+        return policy.pair(costs)[0]
     if scores is None:
-        return int(np.argmax(costs))
+        return int(np.argmax(mean_costs(costs)))
     means = np.nan_to_num(_nanmean(scores), nan=-np.inf)
     best = np.flatnonzero(means == means.max())
-    return int(best[np.argmin(costs[best])])
+    return int(best[np.argmin(mean_costs(costs)[best])])
 
 
 def _nanmean(values: FloatArray) -> FloatArray:
@@ -188,17 +190,111 @@ def _nanmean(values: FloatArray) -> FloatArray:
     )
 
 
-def _candidate_knobs(policy: Policy, pred: FloatArray, costs: FloatArray) -> FloatArray:
-    """Every flip point of the policy, thinned to quantiles when evaluating them gets too big."""
-    per_point = max(1, pred.size)
-    knobs = policy.knob_grid(pred, costs, n_points=None)
-    if knobs.size * per_point > MAX_EVALUATIONS:
-        knobs = policy.knob_grid(pred, costs, n_points=max(50, MAX_EVALUATIONS // per_point))
-    return knobs
-
-
 def _best(mask: np.ndarray, *, primary: FloatArray, secondary: FloatArray) -> int:
     """Index of the masked point with the largest ``primary``, then ``secondary``, then first."""
     candidates = np.flatnonzero(mask)
     order = np.lexsort((candidates, -secondary[candidates], -primary[candidates]))
     return int(candidates[order[0]])
+
+
+@dataclass(frozen=True)
+class GuaranteedCalibration:
+    """The knob `calibrate_with_guarantee` chose and what backs it."""
+
+    knob: float | None
+    """None: no knob qualifies; route every prompt to the SBS."""
+    max_quality_loss: float
+    confidence: float
+    method: str
+    sbs_model: int
+    loss: float
+    """Mean validation quality loss against always-SBS at the knob (0 for the SBS itself)."""
+    cost: float
+    """Mean validation cost per call at the knob."""
+    sbs_cost: float
+    quality: float
+    sbs_quality: float
+    knobs_tested: int
+    p_value: float
+    """The chosen knob's p-value (or, with no knob, the first one tested)."""
+    summary: str
+
+
+def calibrate_with_guarantee(
+    policy: Policy,
+    predicted_val: ArrayLike,
+    model_costs: ArrayLike,
+    score_val: ArrayLike,
+    *,
+    sbs: int,
+    max_quality_loss: float,
+    confidence: float,
+    knobs: ArrayLike | None = None,
+    cost_val: ArrayLike | None = None,
+    method: str = "betting",
+    seed: int = 0,
+) -> GuaranteedCalibration:
+    """The cheapest knob whose expected quality loss against always routing to model ``sbs`` on
+    NEW prompts from the validation prompts' distribution is at most ``max_quality_loss``, with
+    probability at least ``confidence`` over the draw of the validation prompts.
+
+    Learn then Test (Angelopoulos, Bates, Candès, Jordan, Lei, 2021, arXiv 2110.01052): per
+    knob the loss ``l_i = s_i(SBS) - s_i(chosen)`` (scores in [0, 1]), a p-value for "expected
+    loss > E" (`codyn.policy.guarantee`: ``betting``, Waudby-Smith and Ramdas 2023, or ``hb``,
+    Hoeffding-Bentkus, Bates et al. 2021), and fixed-sequence testing at ``1 - confidence``
+    from the policy's default knob (quality first) towards the cheap end, stopping at the first
+    knob not certified. ``knobs`` should not depend on the validation scores: pass the grid
+    from the train prompts (`codyn.deploy.PolicySetup.knob_grid`); by default the policy's own
+    grid on the validation predictions is used, which depends on the prompts only.
+    """
+    from codyn.policy.guarantee import learn_then_test
+
+    pred, costs = check_inputs(predicted_val, model_costs)
+    scores = _matrix(score_val, pred.shape, "score_val")
+    assert scores is not None
+    if pred.shape[0] == 0:
+        raise CodynError("calibration needs at least one validation prompt")
+    if np.isnan(scores).any():
+        raise CodynError("a guaranteed calibration needs every model's score on every prompt")
+    if scores.min() < 0.0 or scores.max() > 1.0:
+        raise CodynError(
+            f"a guaranteed calibration needs scores in [0, 1]; they range {scores.min():g} .. "
+            f"{scores.max():g} (rescale them)"
+        )
+    if not 0 <= sbs < pred.shape[1]:
+        raise CodynError(f"sbs model index {sbs} is out of range for {pred.shape[1]} models")
+    call_costs = _call_costs(cost_val, costs, pred.shape)
+    grid = full_grid(policy, pred, costs) if knobs is None else np.asarray(knobs, dtype=float)
+    if grid.ndim != 1 or grid.size == 0:
+        raise CodynError("the knob grid must be a non-empty list of knob values")
+    start = int(np.argmin(np.abs(grid - policy.default_knob)))
+    sequence = grid[start::-1]  # the grid runs cheap -> quality: test from the default down
+    rows = np.arange(pred.shape[0])
+    chosen = [decide(pred, costs, policy, float(k)) for k in sequence]
+    losses = np.stack([scores[:, sbs] - scores[rows, c] for c in chosen])
+    ltt = learn_then_test(losses, max_quality_loss, confidence, method=method, seed=seed)  # type: ignore[arg-type]
+    sbs_cost = float(call_costs[:, sbs].mean())
+    sbs_quality = float(scores[:, sbs].mean())
+    if ltt.chosen is None:
+        knob, cost, quality, loss, p = None, sbs_cost, sbs_quality, 0.0, ltt.p_values[0]
+    else:
+        pick = chosen[ltt.chosen]
+        knob = float(sequence[ltt.chosen])
+        cost = float(call_costs[rows, pick].mean())
+        quality = float(scores[rows, pick].mean())
+        loss, p = float(losses[ltt.chosen].mean()), ltt.p_values[ltt.chosen]
+    return GuaranteedCalibration(
+        knob=knob,
+        max_quality_loss=float(max_quality_loss),
+        confidence=float(confidence),
+        method=method,
+        sbs_model=sbs,
+        loss=loss,
+        cost=cost,
+        sbs_cost=sbs_cost,
+        quality=quality,
+        sbs_quality=sbs_quality,
+        knobs_tested=len(ltt.p_values),
+        p_value=float(p),
+        summary=ltt.summary(),
+    )

@@ -10,22 +10,33 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from codyn.errors import CodynError
-from codyn.policy.base import FloatArray, IntArray, Policy, argmax_cheapest, check_inputs, flip_grid
+from codyn.policy.base import (
+    FloatArray,
+    IntArray,
+    Policy,
+    argmax_cheapest,
+    check_inputs,
+    flip_grid,
+    mean_costs,
+    register_policy,
+)
 
 Difficulty = Callable[[FloatArray], ArrayLike]
 
 
+@register_policy("tiers")
 @dataclass(frozen=True)
 class TiersPolicy(Policy):
     """Difficulty thresholds pick a cost tier; the tier's best predicted model answers.
 
     Models are bucketed by cost percentile into ``len(thresholds) + 1`` cumulative tiers, as in
     DynaRoute: tier ``t`` holds the models costing at most the ``(t + 1) / n_tiers`` quantile of
-    ``model_costs``, so the top tier holds them all. A prompt of difficulty ``d`` goes to tier
+    the model costs, so the top tier holds them all. A prompt of difficulty ``d`` goes to tier
     ``#{thresholds <= d + offset}`` and there to the model with the best predicted quality
     (ties -> cheaper). ``difficulty`` is a function of the predicted matrix returning one value
-    per prompt, or a column index ``j`` meaning ``1 - predicted[:, j]`` (how likely model ``j``
-    fails); the default is the cheapest model's column. Missing predictions count as hardest.
+    per prompt, or a column index (or, through `make_policy`, a model name) ``j`` meaning
+    ``1 - predicted[:, j]`` (how likely model ``j`` fails); the default is the cheapest model's
+    column. Missing predictions count as hardest.
 
     Knob ``offset`` (any real, default 0 = the difficulty as predicted) shifts every difficulty:
     negative leans to cheap tiers, positive to expensive ones.
@@ -34,17 +45,23 @@ class TiersPolicy(Policy):
     thresholds: Sequence[float] = (1 / 3, 2 / 3)
     difficulty: int | Difficulty | None = None
     knob_name: ClassVar[str] = "offset"
+    model_params: ClassVar[tuple[str, ...]] = ("difficulty",)
 
     def __post_init__(self) -> None:
-        steps = np.diff(np.asarray(self.thresholds, dtype=np.float64))
-        if len(self.thresholds) == 0 or (steps <= 0).any():
+        try:
+            values = tuple(float(t) for t in self.thresholds)
+        except (TypeError, ValueError):
+            values = ()
+        if len(values) == 0 or (np.diff(values) <= 0).any():
             raise CodynError(
-                f"thresholds must be one or more increasing numbers, got {list(self.thresholds)}"
+                f"thresholds must be one or more increasing numbers, got {self.thresholds!r}"
             )
+        object.__setattr__(self, "thresholds", values)
 
     def decide(self, predicted: ArrayLike, model_costs: ArrayLike, knob: float) -> IntArray:
         pred, costs = check_inputs(predicted, model_costs)
-        tier = np.sum(self._shifted_thresholds(pred, costs) <= knob, axis=1)
+        offset = self.check_knob(knob)
+        tier = np.sum(self._shifted_thresholds(pred, costs) <= offset, axis=1)
         return self._choice_per_tier(pred, costs)[np.arange(pred.shape[0]), tier]
 
     def knob_grid(
@@ -55,7 +72,8 @@ class TiersPolicy(Policy):
         pred, costs = check_inputs(predicted, model_costs)
         choice = self._choice_per_tier(pred, costs)
         changes = choice[:, 1:] != choice[:, :-1]
-        return flip_grid(self._shifted_thresholds(pred, costs)[changes], n_points, past="below")
+        flips = self._shifted_thresholds(pred, costs)[changes]
+        return flip_grid(flips, n_points, beyond="below")
 
     def _shifted_thresholds(self, pred: FloatArray, costs: FloatArray) -> FloatArray:
         """``threshold - difficulty`` per prompt and threshold: the offsets where tiers change.
@@ -66,7 +84,9 @@ class TiersPolicy(Policy):
         if callable(self.difficulty):
             d = np.asarray(self.difficulty(pred), dtype=np.float64)
         else:
-            column = int(np.argmin(costs)) if self.difficulty is None else self.difficulty
+            column = (
+                int(np.argmin(mean_costs(costs))) if self.difficulty is None else self.difficulty
+            )
             if not 0 <= column < pred.shape[1]:
                 raise CodynError(f"difficulty column {column} is out of range")
             d = 1.0 - pred[:, column]
@@ -80,9 +100,13 @@ class TiersPolicy(Policy):
 
         Tier ``t`` holds the models costing at most the ``(t + 1) / n_tiers`` cost quantile.
         """
+        model_cost = mean_costs(costs)
         n_tiers = len(self.thresholds) + 1
-        cutoffs = np.quantile(costs, np.arange(1, n_tiers + 1) / n_tiers)
+        cutoffs = np.quantile(model_cost, np.arange(1, n_tiers + 1) / n_tiers)
         return np.stack(
-            [argmax_cheapest(np.where(costs <= cut, pred, -np.inf), costs) for cut in cutoffs],
+            [
+                argmax_cheapest(np.where(model_cost <= cut, pred, -np.inf), model_cost)
+                for cut in cutoffs
+            ],
             axis=1,
         )

@@ -8,47 +8,61 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import ArrayLike
 
-from codyn.errors import CodynError
 from codyn.policy.base import (
     FloatArray,
     IntArray,
     Policy,
     argmax_cheapest,
     check_inputs,
+    envelope_flips,
     flip_grid,
-    utility_flips,
+    mean_costs,
+    register_policy,
 )
 
 
 def normalised_costs(model_costs: FloatArray) -> FloatArray:
-    """``c_m = cost_m / max(cost)`` (all zero when every model is free), so lambda is unitless."""
-    top = float(model_costs.max())
+    """``c = cost / max(mean cost per model)`` (all zero when every model is free), so lambda is
+    unitless; per-prompt costs keep their shape."""
+    top = float(mean_costs(model_costs).max())
     return model_costs / top if top > 0 else np.zeros_like(model_costs)
 
 
+@register_policy("utility")
 @dataclass(frozen=True)
 class UtilityPolicy(Policy):
     """Route each prompt to ``argmax_m predicted[:, m] - lambda * c_m``, ``c = cost / max(cost)``.
 
-    The RouterBench willingness-to-pay rule and the sweep of ANCHORS.md. Ties go to the cheaper
-    model. Knob ``lambda >= 0``: 0 is quality only; larger lambdas lean towards cheap models, and
-    past the last flip every prompt goes to its cheapest model with a known prediction.
+    The RouterBench willingness-to-pay rule and the sweep of ANCHORS.md, over the whole real
+    line: ``lambda = 0`` is quality only; ``lambda > 0`` leans towards cheaper models (past the
+    last flip every prompt goes to its cheapest model with a known prediction); ``lambda < 0``
+    trades up to pricier models whose predicted quality is within ``-lambda * (c_m - c_best)``
+    of the best (before the first flip, every prompt goes to its priciest known model). Ties
+    go to the cheaper model. For two models ``u_s - u_w = dq - lambda * dc``: the utility
+    curve over all lambda is the threshold curve on the margin ``dq`` (`ThresholdPolicy`).
     """
 
     knob_name: ClassVar[str] = "lambda"
 
     def decide(self, predicted: ArrayLike, model_costs: ArrayLike, knob: float) -> IntArray:
         pred, costs = check_inputs(predicted, model_costs)
-        if not (np.isfinite(knob) and knob >= 0):
-            raise CodynError(f"lambda must be a finite number >= 0, got {knob}")
-        c = normalised_costs(costs)
-        return argmax_cheapest(pred - knob * c[None, :], costs)
+        lam = self.check_knob(knob)
+        with np.errstate(invalid="ignore"):
+            value = pred - lam * np.broadcast_to(normalised_costs(costs), pred.shape)
+        value[np.isnan(value)] = -np.inf
+        return argmax_cheapest(value, costs)
 
     def knob_grid(
         self, predicted: ArrayLike, model_costs: ArrayLike, n_points: int | None = 50
     ) -> FloatArray:
-        """From one lambda past the last flip down to 0: lambda = 0, the flips (or their
-        quantiles) and one past the last flip, as in ANCHORS.md "Sweeps"."""
+        """From one lambda past the last flip (cheapest) down through 0 to one below the first
+        flip (priciest): every flip, or their quantiles, as in ANCHORS.md "Sweeps".
+
+        ``n_points`` bounds each side of lambda = 0 separately, so the lambda >= 0 half is the
+        ANCHORS sweep whatever the other half holds: trading up only ever adds points.
+        """
         pred, costs = check_inputs(predicted, model_costs)
-        flips = utility_flips(pred, normalised_costs(costs))
-        return flip_grid(flips, n_points, past="above", end=0.0)[::-1].copy()
+        flips = envelope_flips(pred, normalised_costs(costs))
+        cheaper = flip_grid(flips[flips > 0], n_points, beyond="above", anchor=0.0)
+        pricier = flip_grid(flips[flips <= 0], n_points, beyond="below", anchor=0.0)
+        return np.unique(np.concatenate([cheaper, pricier]))[::-1].copy()

@@ -17,28 +17,12 @@ from matplotlib.figure import Figure
 
 import codyn
 from codyn.evaluate import EvaluationResult, RouterResult
+from codyn.evaluate.table import number, significant
 from codyn.report.figures import cost_quality_figure, pgr_figure, quality_figure, selection_figure
-from codyn.report.tables import number, significant, summary_cells, with_reference_column
 from codyn.report.template import PAGE
 
 N_EXAMPLES = 5
 PROMPT_CHARS = 160
-COLUMNS = {
-    "name": "router",
-    "kind": "kind",
-    "aiq": "AIQ",
-    "q_at_zero": "q@λ=0",
-    "norm_cost_at_zero": "norm cost@λ=0",
-    "apgr": "APGR",
-    "apgr_integral": "APGR integral",
-    "cpt50": "CPT50",
-    "cpt80": "CPT80",
-    "cost_to_match_sbs": "cost→SBS q",
-    "codyn_cost_at_sbs_q": "CoDyn cost @ SBS q",
-    "best_quality_at_sbs_cost": "best q≤SBS cost",
-    "aiq_diff_vs_zero": "AIQ − zero [95%]",
-    "selection_entropy": "selection entropy",
-}
 
 __all__ = ["write_report"]
 
@@ -62,7 +46,7 @@ def _examples(result: EvaluationResult, r: RouterResult) -> list[dict[str, Any]]
     for label, picked in (("most confident", order[:k]), ("least confident", order[::-1][:k])):
         rows = []
         for i in picked:
-            chosen = int(r.choice_at_zero[i])
+            chosen = int(r.default_choices[i])
             best = float(np.nanmax(score[i]))
             rows.append(
                 {
@@ -98,15 +82,16 @@ def write_report(result: EvaluationResult, directory: str | Path, *, title: str)
             "cost_quality",
             "Cost-quality",
             cost_quality_figure(result),
-            "Each router's λ sweep on normalised cost (★ = λ=0); dotted black lines: the oracle's "
-            "λ=0 cost and quality; dashed blue: the hull of the single models (zero router).",
+            "Each router's knob sweep on normalised cost (★ = its default knob, λ=0 for utility); "
+            "dotted black lines: the oracle's λ=0 cost and quality; dashed blue: the hull of the "
+            "single models (zero router).",
         )
         if result.cost_known
         else (
             "quality",
             "Quality (costs unknown)",
             quality_figure(result),
-            "Quality of each model and of each router's λ=0 decision.",
+            "Quality of each model and of each router's decision at its default knob.",
         ),
         (
             "pgr_share",
@@ -117,9 +102,9 @@ def write_report(result: EvaluationResult, directory: str | Path, *, title: str)
         ),
         (
             "selection_share",
-            "Selection share at λ=0",
+            "Selection share at the default knob",
             selection_figure(result),
-            "Share of test prompts routed to each model by the quality-only decision.",
+            "Share of test prompts routed to each model at each router's default knob.",
         ),
     ]
     rendered = [
@@ -138,11 +123,16 @@ def write_report(result: EvaluationResult, directory: str | Path, *, title: str)
     confidence = [
         block for r in result.routers.values() if r.learned for block in _examples(result, r)
     ]
-    columns = with_reference_column(COLUMNS, result)
+    metrics = result.columns()
+    keys = ["name", "kind", *(["policy"] if len(result.policies) > 1 else [])]
+    columns = ["router", "kind", *(["policy"] if len(keys) == 3 else [])]
+    columns += [result.heading(m) for m in metrics]
+    keys += [m.key for m in metrics]
     rows = [
-        {"css": "baseline" if r["kind"] == "baseline" else "", "cells": [r[k] for k in columns]}
-        for r in summary_cells(result)
+        {"css": "baseline" if r["kind"] == "baseline" else "", "cells": [r[k] for k in keys]}
+        for r in result.cells()
     ]
+    glossary = [{"heading": result.heading(m), "description": m.description} for m in metrics]
     page = (
         jinja2.Environment(autoescape=True)
         .from_string(PAGE)
@@ -156,8 +146,10 @@ def write_report(result: EvaluationResult, directory: str | Path, *, title: str)
             cost_note=d["cost_note"],
             notes=d["notes"],
             models=models,
-            columns=list(columns.values()),
+            columns=columns,
             rows=rows,
+            glossary=glossary,
+            warnings=d["warnings"],
             figures=rendered,
             confidence=confidence,
             fmt=number,

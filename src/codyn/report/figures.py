@@ -182,8 +182,8 @@ def cost_quality_figure(result: EvaluationResult) -> Figure:
         lw=1.4,
         label=f"oracle, AIQ {oracle.aiq:.3f}",
     )
-    ax.axhline(oracle.q_at_zero, color=ORACLE_COLOR, ls=":", lw=0.9)
-    ax.axvline(oracle.cost_at_zero / top, color=ORACLE_COLOR, ls=":", lw=0.9)
+    ax.axhline(oracle.default_quality, color=ORACLE_COLOR, ls=":", lw=0.9)
+    ax.axvline(oracle.default_cost / top, color=ORACLE_COLOR, ls=":", lw=0.9)
     lowest.append(float(np.min(oracle.curve.costs)) / top)
     ax.axhline(
         result.sbs["test_q"],
@@ -200,7 +200,9 @@ def cost_quality_figure(result: EvaluationResult) -> Figure:
         ax.plot(c, r.curve.qualities, "o-", ms=2.2, lw=0.6, color=color, alpha=0.45)
         line = _segments(*upper_hull(c, r.curve.qualities))
         ax.plot(*line, lw=1.6, color=color, label=f"{name}, AIQ {r.aiq:.3f}")
-        ax.plot(c[-1], r.curve.qualities[-1], "*", ms=11, color=color, mec="white", mew=0.6)
+        ax.plot(
+            r.default_cost / top, r.default_quality, "*", ms=11, color=color, mec="white", mew=0.6
+        )
     ax.scatter(
         mc,
         mq,
@@ -221,7 +223,8 @@ def cost_quality_figure(result: EvaluationResult) -> Figure:
     ax.set_ylabel("quality (mean test score)")
     ax.grid(True, which="major", alpha=0.25)
     ax.set_title(
-        "Cost-quality: each router's λ sweep (dots, ★ = λ=0) and its hull (line, area = AIQ)"
+        "Cost-quality: each router's knob sweep (dots, ★ = default knob) and its hull (line, "
+        "area = AIQ)"
     )
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     fig.canvas.draw()
@@ -230,20 +233,20 @@ def cost_quality_figure(result: EvaluationResult) -> Figure:
 
 
 def quality_figure(result: EvaluationResult) -> Figure:
-    """Without costs: quality of each model and each router's lambda = 0 decision."""
+    """Without costs: quality of each model and each router's decision at its default knob."""
     rows = [(short_name(m["name"]), m["test_q"], MODEL_COLOR) for m in result.models]
     colors = router_colors(result)
-    rows += [(name, r.q_at_zero, colors[name]) for name, r in result.routers.items()]
+    rows += [(name, r.default_quality, colors[name]) for name, r in result.routers.items()]
     fig = _figure(figsize=(9, 0.32 * len(rows) + 1.6))
     ax = fig.subplots()
     ax.barh(range(len(rows)), [r[1] for r in rows], color=[r[2] for r in rows])
     ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
     ax.invert_yaxis()
-    ax.axvline(result.oracle.q_at_zero, color=ORACLE_COLOR, ls=":", label="oracle")
+    ax.axvline(result.oracle.default_quality, color=ORACLE_COLOR, ls=":", label="oracle")
     ax.axvline(result.sbs["test_q"], color=MODEL_COLOR, ls="-.", label="SBS")
     ax.set_xlabel("quality (mean test score); costs unknown, so no cost axis")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    ax.set_title("Quality of each model and of each router's λ=0 decision", fontsize=10)
+    ax.set_title("Quality of each model and of each router at its default knob", fontsize=10)
     return fig
 
 
@@ -321,7 +324,8 @@ def pgr_figure(result: EvaluationResult) -> Figure | None:
 
 
 def selection_figure(result: EvaluationResult) -> Figure:
-    """One small bar chart per router (and the oracle): share of prompts per model at λ=0."""
+    """One small bar chart per router (and the oracle): share of prompts per model at the
+    default knob."""
     panels: list[tuple[str, RouterResult, str]] = [("oracle", result.oracle, ORACLE_COLOR)]
     colors = router_colors(result)
     panels += [(name, r, colors[name]) for name, r in result.routers.items()]
@@ -345,5 +349,5 @@ def selection_figure(result: EvaluationResult) -> Figure:
         ax.set_visible(False)
     axes[0, 0].set_yticks(range(len(names)), names)
     axes[0, 0].invert_yaxis()
-    fig.suptitle("Share of test prompts routed to each model (λ = 0)", fontsize=10)
+    fig.suptitle("Share of test prompts routed to each model (default knob)", fontsize=10)
     return fig

@@ -15,6 +15,9 @@ th, td { border-bottom: 1px solid #e4e4e4; padding: 0.25em 0.6em; text-align: ri
 th { background: #f5f5f5; } td:first-child, th:first-child { text-align: left; }
 td.text { text-align: left; max-width: 42em; } tr.baseline td { color: #555; background: #fafafa; }
 img { max-width: 100%; } .note { color: #666; font-size: 0.85em; }
+.warning { color: #8a5a00; background: #fff6e0; padding: 0.3em 0.6em; }
+dl.note dt { font-weight: 600; float: left; clear: left; width: 11em; }
+dl.note dd { margin-left: 12em; }
 code { font-size: 0.95em; }
 </style>
 </head>
@@ -33,12 +36,9 @@ SBS (best train mean): <code>{{ sbs.model }}</code>, test q {{ fmt(sbs.test_q) }
 {% for row in rows %}<tr class="{{ row.css }}">
 {% for cell in row.cells %}<td>{{ cell }}</td>{% endfor %}</tr>
 {% endfor %}</table>
-<p class="note">AIQ: area under the non-decreasing cost-quality hull over cost / the most
-expensive model's mean test cost (RouterBench). q@λ=0: quality of the quality-only decision.
-APGR (RouteLLM eq. 8) and its integral (eq. 7), CPT(x%): least share of strong calls with
-PGR &ge; x, on the strong/weak pair. cost&rarr;SBS q: cheapest sweep point with q &ge; the
-SBS's test q, as a fraction of the SBS's cost; CoDyn cost: eq. 2 at that point. AIQ &minus;
-zero: paired bootstrap over prompts against the hull of the single models.</p>
+<dl class="note">{% for g in glossary %}<dt>{{ g.heading }}</dt><dd>{{ g.description }}</dd>
+{% endfor %}</dl>
+{% for warning in warnings %}<p class="warning">warning: {{ warning }}</p>{% endfor %}
 
 {% for fig in figures %}
 <h2>{{ fig.title }}</h2>
@@ -59,7 +59,8 @@ Files: <code>{{ fig.name }}.png</code>, <code>{{ fig.name }}.svg</code>.</p>
 {% if confidence %}
 <h2>What the learned routers are sure and unsure about</h2>
 <p class="note">Confidence = margin between the two best predicted qualities (MBPP routing
-paper, appendix A); chosen = the λ=0 decision; scores are the true test scores.</p>
+paper, appendix A); chosen = the decision at the default knob; scores are the true test
+scores.</p>
 {% for block in confidence %}
 <h3>{{ block.name }}: {{ block.label }}</h3>
 <table>

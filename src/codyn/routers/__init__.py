@@ -4,7 +4,8 @@
 `codyn.policy` turns into decisions; ``save`` / `load_router` keep a router without pickle.
 """
 
-from codyn.routers.base import FORMAT_VERSION, NotFittedError, Router
+from codyn.errors import NotFittedError
+from codyn.routers.base import FORMAT_VERSION, Router
 from codyn.routers.baselines import (
     CheapestRouter,
     OracleRouter,

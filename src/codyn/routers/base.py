@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from codyn.data.routing import RoutingData
-from codyn.errors import CodynError, DataError
+from codyn.errors import CodynError, DataError, NotFittedError
 
 FORMAT_VERSION = 1
 """Version of the ``router.json`` / ``weights.npz`` layout; `load_router` refuses newer ones."""
@@ -33,10 +33,6 @@ Prompts = RoutingData | Sequence[str]
 Arrays = dict[str, NDArray[Any]]
 State = tuple[dict[str, Any], Arrays]
 """What a router saves beyond its parameters: JSON-able small state and numeric arrays."""
-
-
-class NotFittedError(CodynError):
-    """`Router.predict` or `Router.save` called before `Router.fit`."""
 
 
 class Router(ABC):

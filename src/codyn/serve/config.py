@@ -24,6 +24,8 @@ from codyn.catalog import (
     read_yaml,
     relative_to_config,
 )
+from codyn.errors import CodynError
+from codyn.policy.base import policy_param_names
 
 
 class CalibrationTarget(_Strict):
@@ -52,13 +54,18 @@ class RouteSpec(_Strict):
 
     router: Path
     """Directory written by ``codyn train`` (router.json, weights.npz, policy.json)."""
-    policy: Literal["utility", "threshold"] = "utility"
+    policy: str | dict[str, Any] | None = None
+    """A policy name (``utility``, ``threshold``, ``affordability``, ``tiers``, ``budget``,
+    ``fixed``) or ``{name: ..., <parameter>: ...}``; default: the router's saved policy."""
     knob: float | None = None
-    """lambda for ``utility``, alpha for ``threshold``; default: the router's calibrated knob."""
+    """The policy's knob (lambda for ``utility``, alpha for ``threshold``, ...); default: the
+    router's saved (calibrated) knob when the route uses the saved policy, else the policy's
+    default."""
     calibrate: CalibrationTarget | None = None
     strong: str | None = None
     weak: str | None = None
-    """The two models a ``threshold`` policy chooses between."""
+    """The two models a ``threshold`` policy chooses between (default: the priciest and the
+    cheapest offered)."""
     models: list[str] | None = None
     """Offer only these of the router's models (default: all of them)."""
     fallbacks: list[str] = Field(default_factory=list)
@@ -70,16 +77,39 @@ class RouteSpec(_Strict):
 
     _resolve = field_validator("router")(relative_to_config)
 
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, value: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+        if value is not None:
+            name = value if isinstance(value, str) else value.get("name")
+            try:
+                policy_param_names(str(name))
+            except CodynError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
     @model_validator(mode="after")
     def _policy_fields(self) -> Self:
         if self.knob is not None and self.calibrate is not None:
             raise ValueError("give `knob` or `calibrate`, not both")
-        pair = self.strong is not None and self.weak is not None
-        if self.policy == "threshold" and not pair:
-            raise ValueError("policy `threshold` needs `strong` and `weak`")
-        if self.policy == "utility" and (self.strong or self.weak):
-            raise ValueError("`strong` / `weak` belong to policy `threshold`")
+        if not (self.strong or self.weak):
+            return self
+        if self.policy is None:
+            raise ValueError("`strong` / `weak` need `policy: threshold`")
+        name = self.policy if isinstance(self.policy, str) else self.policy.get("name")
+        if "strong" not in policy_param_names(str(name)):
+            raise ValueError(f"`strong` / `weak` do not belong to policy {name!r}")
         return self
+
+    def policy_spec(self) -> dict[str, Any] | None:
+        """The route's policy config with `strong` / `weak` folded in (None: the saved one)."""
+        if self.policy is None:
+            return None
+        spec = {"name": self.policy} if isinstance(self.policy, str) else dict(self.policy)
+        for field in ("strong", "weak"):
+            if getattr(self, field) is not None:
+                spec[field] = getattr(self, field)
+        return spec
 
 
 class KeySpec(_Strict):

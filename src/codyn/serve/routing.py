@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from codyn.data.routing import RoutingData
 from codyn.deploy import load_deployed
 from codyn.errors import CodynError
-from codyn.policy import Policy, ThresholdPolicy, UtilityPolicy, calibrate
+from codyn.policy import Policy, calibrate, make_policy, policy_config, rank
 from codyn.serve.config import Config, RouteSpec
 
 ROUTER_PREFIX = "codyn/"
@@ -82,26 +82,27 @@ class Route:
         )
         """The priciest offered model: what "always the strongest" is measured against."""
         self.costs = np.asarray(setup.model_costs, dtype=np.float64)
-        self.policy: Policy = (
-            ThresholdPolicy(
-                strong=self._index(spec.strong, config), weak=self._index(spec.weak, config)
+        chosen = spec.policy_spec()
+        try:
+            self.policy: Policy = make_policy(
+                setup.policy if chosen is None else chosen, self.model_names
             )
-            if spec.policy == "threshold"
-            else UtilityPolicy()
-        )
-        self.knob = setup.knob if spec.policy == "utility" else 0.0
+        except CodynError as exc:
+            raise config.error(f"routes.{name}.policy: {exc}") from None
+        saved = chosen is None or policy_config(self.policy, self.model_names) == setup.policy
+        self.knob = self.policy.default_knob
         if spec.knob is not None:
-            self.knob = spec.knob
+            self.knob = self._checked_knob(spec.knob, config)
         elif spec.calibrate is not None:
             self.knob = self._calibrate(config)
+        elif saved and setup.knob is not None:
+            self.knob = setup.knob
 
-    def _index(self, model: str | None, config: Config) -> int:
-        if model not in self.model_names:
-            raise config.error(
-                f"routes.{self.name}: {model!r} is not one of the router's models "
-                f"({', '.join(self.model_names)})"
-            )
-        return self.model_names.index(model)
+    def _checked_knob(self, knob: float, config: Config) -> float:
+        try:
+            return self.policy.check_knob(knob)
+        except CodynError as exc:
+            raise config.error(f"routes.{self.name}.knob: {exc}") from None
 
     def _calibrate(self, config: Config) -> float:
         target = self.spec.calibrate
@@ -130,9 +131,10 @@ class Route:
         """Offered models best first by the policy, and the predicted quality of each (None
         where the router does not know: JSON has no NaN).
 
-        Each next model is the policy's choice with the models before it removed, so the
-        ranking is the policy's own order whatever its rule. A blank text gives the router
-        nothing to read: every prediction is unknown and the policy falls to its cheap end.
+        The ranking is `codyn.policy.rank`: the policy's choice, then its choice with that model
+        gone, and so on, so it follows the policy's own rule whatever it is. A blank text gives
+        the router nothing to read: every prediction is unknown, and the policy's rule decides
+        on that (utility: the cheapest offered model first).
         """
         if text.strip():
             predicted = self._masked(self.router.predict([text]))
@@ -145,14 +147,8 @@ class Route:
             )
             if offered
         }
-        order: list[int] = []
-        while len(order) < int(self.offered.sum()):
-            pick = int(self.policy.decide(predicted, self.costs, knob)[0])
-            if pick in order or not self.offered[pick]:
-                break
-            order.append(pick)
-            predicted[0, pick] = np.nan
-        return [self.model_names[i] for i in order], scores
+        order = rank(predicted, self.costs, self.policy, knob, offered=self.offered)[0]
+        return [self.model_names[int(i)] for i in order], scores
 
 
 class Gateway:
@@ -174,12 +170,15 @@ class Gateway:
             if name in self.routes:
                 if not colon:
                     return self.routes[name], None
+                route = self.routes[name]
                 try:
-                    return self.routes[name], float(knob)
+                    return route, route.policy.check_knob(float(knob))
                 except ValueError:
                     raise BadModelSpec(
                         f"model {requested!r}: the knob after ':' must be a number"
                     ) from None
+                except CodynError as exc:
+                    raise BadModelSpec(f"model {requested!r}: {exc}") from None
         if requested in self.config.models:
             return None, None
         raise UnknownModel(

@@ -11,11 +11,8 @@ index that the importers also use in prompt ids (``mbpp.json:12`` is ``entry 12`
 from __future__ import annotations
 
 import ast
-import csv
-import io
 import json
 import math
-import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,8 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from codyn.data.files import csv_records, read_text
 from codyn.data.routing import Model, RoutingData
-from codyn.errors import DataError
+from codyn.errors import DataError, shown_list
 
 SPLIT_SUFFIXES = (("_train", "train"), ("-train", "train"), ("_test", "test"), ("-test", "test"))
 """File-name endings that carry a shipped split (``mbpp_train.csv``, ``gsm8k-test.json``)."""
@@ -96,26 +94,6 @@ def expand_paths(
     return unique
 
 
-def read_text(path: Path) -> str:
-    """The whole file as text (UTF-8, optional BOM); empty or undecodable files are errors."""
-    if not path.is_file():
-        raise DataError("not a regular file", path=path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read the file ({exc.strerror})", path=path) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8",
-            path=path,
-        ) from None
-    if not text.strip():
-        raise DataError("file is empty", path=path)
-    return text
-
-
 @dataclass
 class CsvTable:
     """A parsed CSV: the header and each data record with the file line it starts on."""
@@ -139,21 +117,9 @@ class CsvTable:
 
 def read_csv(path: Path, delimiter: str = ",") -> CsvTable:
     """Read a CSV with the csv module (not pandas) so each record keeps its line number."""
-    text = read_text(path)
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # RouterBench cells hold long responses
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header: list[str] | None = None
     rows: list[tuple[int, dict[str, str]]] = []
-    while True:
-        start = reader.line_num + 1
-        try:
-            record = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            raise DataError(f"malformed CSV at line {start}: {exc}", path=path, row=start) from None
-        if not record or (len(record) == 1 and not record[0].strip()):
-            continue
+    for start, record in csv_records(read_text(path), path, delimiter):
         if header is None:
             header = [name.strip() for name in record]
             named = [name for name in header if name]
@@ -243,10 +209,17 @@ def require_keys(
     entry: int | None = None,
     what: str = "key",
 ) -> None:
-    """Raise naming the first of ``keys`` a JSON object lacks."""
+    """Raise naming the first of ``keys`` a JSON object lacks and the keys it does have (as
+    the CSV error lists the header), so a misspelt key is plain to see."""
     for key in keys:
         if key not in item:
-            raise DataError(f"missing {what}{where(row, entry)}", path=path, row=row, column=key)
+            found = shown_list([repr(str(k)) for k in item], limit=12) or "none"
+            raise DataError(
+                f"missing {what}{where(row, entry)}; the object's keys are: {found}",
+                path=path,
+                row=row,
+                column=key,
+            )
 
 
 def question_items(path: Path) -> Iterator[tuple[int, str, dict[str, float], dict[str, Any]]]:
@@ -420,27 +393,93 @@ def option_list(value: Any, name: str) -> list[str]:
     return names
 
 
-def load_prices(value: Any, name: str = "prices") -> dict[str, Model]:
+PRICE_KEYS = (
+    ("input_price", "output_price", 1.0, "USD per 1M tokens"),
+    ("input_token_price_per_million", "output_token_price_per_million", 1.0, "USD per 1M tokens"),
+    ("input_cost_per_token", "output_cost_per_token", 1e6, "USD per token"),
+)
+"""(input key, output key, factor to USD per 1M tokens, unit) of a price entry: codyn's and
+LLMRouter's ``default_llm.json``; RouterArena's ``model_cost.json``; LiteLLM's
+``model_prices_and_context_window.json``. The first pair an entry has is used."""
+
+MODEL_NAME_KEYS = ("model", "model_name", "name")
+"""Keys that name the model in a price file that is a JSON list of objects."""
+
+LITELLM_SPEC = "sample_spec"
+"""The entry of LiteLLM's price file that documents its fields: not a model."""
+
+
+@dataclass
+class Prices:
+    """Per-model prices (USD per 1M tokens) from option ``prices``.
+
+    ``unpriced`` keeps the entries a price file lists without any per-token price (LiteLLM's
+    image or audio models, say), with the reason and the file: they fail an import only when
+    the data has that model, so a catalogue of every model works as a price file.
+    """
+
+    priced: dict[str, Model] = field(default_factory=dict)
+    unpriced: dict[str, tuple[str, Path | None]] = field(default_factory=dict)
+
+    def update(self, other: Prices) -> None:
+        """Entries of ``other`` replace this one's (a given price file overrides defaults)."""
+        for name in other.priced:
+            self.unpriced.pop(name, None)
+        for name in other.unpriced:
+            self.priced.pop(name, None)
+        self.priced.update(other.priced)
+        self.unpriced.update(other.unpriced)
+
+    def model(self, name: str) -> Model:
+        """The model with its prices; without prices when none are given (its costs are then
+        NaN, and the importer's notes say so); an entry listed without a price is an error."""
+        if name in self.unpriced:
+            reason, source = self.unpriced[name]
+            raise DataError(
+                f"the price file has no per-token price for model {name!r} ({reason})",
+                path=source,
+                column=name,
+            )
+        return self.priced.get(name, Model(name))
+
+
+def load_prices(value: Any, name: str = "prices") -> Prices:
     """Per-model prices in USD per 1M tokens, from any of:
 
-    - a mapping ``{model: price}``, ``{model: [input, output]}`` or
-      ``{model: {"input_price": x, "output_price": y}}`` (extra keys ignored, so LLMRouter's
-      ``default_llm.json`` works as it is);
-    - the path of a JSON file holding such a mapping;
+    - a mapping ``{model: price}``, ``{model: [input, output]}`` or ``{model: {keys}}`` where
+      the keys are one pair of `PRICE_KEYS`: ``input_price``/``output_price`` (codyn,
+      LLMRouter's ``default_llm.json``), RouterArena's ``input_token_price_per_million``/
+      ``output_token_price_per_million`` or LiteLLM's ``input_cost_per_token``/
+      ``output_cost_per_token`` (USD per token; its ``sample_spec`` entry is skipped); other
+      keys are ignored, so those projects' files work as they are;
+    - a list of such objects, each naming its model with a key of `MODEL_NAME_KEYS`;
+    - the path of a JSON file holding either;
     - inline text ``model=price,model=input/output`` (one number: input = output).
     """
     if isinstance(value, Mapping):
         return _prices_from_mapping(value, source=None)
+    if isinstance(value, list):
+        return _prices_from_list(value, source=None)
     text = str(value).strip()
     path = Path(text).expanduser()
     if text.lower().endswith(".json") or path.is_file():
         if not path.exists():
             raise DataError(f"price file for option {name} not found", path=path)
-        mapping = read_json(path)
-        if not isinstance(mapping, dict):
-            raise DataError("expected a JSON object of model -> price", path=path)
-        return _prices_from_mapping(mapping, source=path)
-    prices: dict[str, Model] = {}
+        content = read_json(path)
+        if isinstance(content, dict):
+            prices = _prices_from_mapping(content, source=path)
+        elif isinstance(content, list):
+            prices = _prices_from_list(content, source=path)
+        else:
+            raise DataError(
+                "expected a JSON object of model -> prices or a list of objects naming "
+                f"their model, got {type(content).__name__}",
+                path=path,
+            )
+        if not prices.priced and not prices.unpriced:
+            raise DataError("the price file lists no models", path=path)
+        return prices
+    priced: dict[str, Model] = {}
     for item in text.split(","):
         if not item.strip():
             continue
@@ -453,48 +492,90 @@ def load_prices(value: Any, name: str = "prices") -> dict[str, Model]:
         if len(parts) > 2:
             raise DataError(f"option {name}: expected at most input/output for {model!r}")
         numbers = [_price(p, model.strip(), None) for p in parts]
-        prices[model.strip()] = Model(model.strip(), numbers[0], numbers[-1])
-    if not prices:
+        priced[model.strip()] = Model(model.strip(), numbers[0], numbers[-1])
+    if not priced:
         raise DataError(f"option {name} is empty")
-    return prices
+    return Prices(priced)
 
 
-def _prices_from_mapping(mapping: Mapping[str, Any], source: Path | None) -> dict[str, Model]:
-    prices: dict[str, Model] = {}
+def _prices_from_mapping(mapping: Mapping[str, Any], source: Path | None) -> Prices:
+    prices = Prices()
     for model, spec in mapping.items():
-        model = str(model)
-        if isinstance(spec, Mapping):
-            if "input_price" not in spec and "output_price" not in spec:
-                raise DataError(
-                    f"prices for {model!r} need input_price and/or output_price",
-                    path=source,
-                    column=model,
-                )
-            low = spec.get("input_price", spec.get("output_price"))
-            high = spec.get("output_price", spec.get("input_price"))
-            prices[model] = Model(model, _price(low, model, source), _price(high, model, source))
-        elif isinstance(spec, (list, tuple)) and len(spec) == 2:
-            prices[model] = Model(
-                model, _price(spec[0], model, source), _price(spec[1], model, source)
-            )
-        else:
-            number = _price(spec, model, source)
-            prices[model] = Model(model, number, number)
+        if model != LITELLM_SPEC:
+            _add_price(prices, str(model), spec, source)
     return prices
 
 
-def _price(value: Any, model: str, source: Path | None) -> float:
+def _prices_from_list(items: Sequence[Any], source: Path | None) -> Prices:
+    prices = Prices()
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise DataError(
+                f"expected an object naming a model{where(entry=index)}, got {type(item).__name__}",
+                path=source,
+            )
+        key = next((k for k in MODEL_NAME_KEYS if isinstance(item.get(k), str)), None)
+        model = "" if key is None else item[key].strip()
+        if not model:
+            raise DataError(
+                f"no model name{where(entry=index)}: expected a key {', '.join(MODEL_NAME_KEYS)}",
+                path=source,
+            )
+        if model in prices.priced or model in prices.unpriced:
+            raise DataError(f"model {model!r} is listed twice{where(entry=index)}", path=source)
+        _add_price(prices, model, item, source)
+    return prices
+
+
+def _add_price(prices: Prices, model: str, spec: Any, source: Path | None) -> None:
+    """One entry: a number, an [input, output] pair or an object with a pair of `PRICE_KEYS`."""
+    if isinstance(spec, (list, tuple)) and len(spec) == 2:
+        low, high = (_price(v, model, source) for v in spec)
+        prices.priced[model] = Model(model, low, high)
+    elif not isinstance(spec, Mapping):
+        number = _price(spec, model, source)
+        prices.priced[model] = Model(model, number, number)
+    else:
+        for low_key, high_key, factor, unit in PRICE_KEYS:
+            low, high = spec.get(low_key), spec.get(high_key)
+            if low is None and high is None:
+                continue
+            low, high = (high if low is None else low), (low if high is None else high)
+            prices.priced[model] = Model(
+                model,
+                _per_million(_price(low, model, source, low_key, unit) * factor),
+                _per_million(_price(high, model, source, high_key, unit) * factor),
+            )
+            return
+        keys = " or ".join(f"{low}/{high}" for low, high, _, _ in PRICE_KEYS)
+        mode = f"; its mode is {spec['mode']!r}" if isinstance(spec.get("mode"), str) else ""
+        prices.unpriced[model] = (f"it has none of {keys}{mode}", source)
+
+
+def _per_million(number: float) -> float:
+    """Drop the binary noise of a per-token price scaled up: 8e-07 * 1e6 -> 0.8, not 0.79...9."""
+    return float(f"{number:.12g}")
+
+
+def _price(
+    value: Any,
+    model: str,
+    source: Path | None,
+    key: str | None = None,
+    unit: str = "USD per 1M tokens",
+) -> float:
+    what = f"price {key}" if key else "price"
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise DataError(
-            f"price for model {model!r} must be a number (USD per 1M tokens), got {value!r}",
+            f"{what} for model {model!r} must be a number ({unit}), got {value!r}",
             path=source,
             column=model,
         ) from None
     if not math.isfinite(number) or number < 0:
         raise DataError(
-            f"price for model {model!r} must be a finite number >= 0, got {value!r}",
+            f"{what} for model {model!r} must be a finite number >= 0, got {value!r}",
             path=source,
             column=model,
         )

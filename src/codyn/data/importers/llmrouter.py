@@ -29,7 +29,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from codyn.data.importers import register_importer
 from codyn.data.importers._common import (
+    Prices,
     PromptRecord,
     assemble,
     code_language,
@@ -46,13 +48,14 @@ from codyn.data.importers._common import (
     require_keys,
     split_from_name,
 )
-from codyn.data.routing import Model, RoutingData
+from codyn.data.routing import RoutingData
 from codyn.errors import DataError
 
 OPTIONS = {
     "keep_duplicates": "true: keep train prompts whose text is also a test prompt",
     "queries": "query_data JSONL file(s) giving each query's task_name (comma-separated)",
-    "prices": "model prices per 1M tokens: a JSON file or model=price,... "
+    "prices": "model prices per 1M tokens: a JSON file (codyn, LiteLLM or RouterArena "
+    "layout) or model=price,... "
     "(default: example_data/llm_candidates/default_llm.json)",
 }
 
@@ -61,6 +64,11 @@ QUERY_GLOB = "example_data/query_data/default_query_*.jsonl"
 PRICE_FILE = "example_data/llm_candidates/default_llm.json"
 
 
+@register_importer(
+    "llmrouter",
+    description="LLMRouter dcrouter_preprocessed train/test JSON with query tasks and prices",
+    options=OPTIONS,
+)
 def read(paths: Sequence[str | Path], **options: Any) -> RoutingData:
     """Read LLMRouter's DC-router files into one `RoutingData` with tasks and price proxies."""
     keep_duplicates = option_bool(options.get("keep_duplicates", False), "keep_duplicates")
@@ -78,7 +86,7 @@ def read(paths: Sequence[str | Path], **options: Any) -> RoutingData:
         prices = load_prices(options["prices"])
     else:
         price_files = [root / PRICE_FILE for root in roots if (root / PRICE_FILE).exists()]
-        prices = {}
+        prices = Prices()
         for price_file in price_files:
             prices.update(load_prices(price_file))
         if not price_files:
@@ -122,7 +130,7 @@ def read(paths: Sequence[str | Path], **options: Any) -> RoutingData:
     if not keep_duplicates:
         records, dedupe_notes = dedupe(records)
         notes.extend(dedupe_notes)
-    models = [prices.get(name, Model(name)) for name in ordered_union(model_groups)]
+    models = [prices.model(name) for name in ordered_union(model_groups)]
     notes.append(
         "no per-query token counts in LLMRouter's snapshot: cost per call = the model's "
         "blended price per 1M tokens (equal tokens assumed across models)"

@@ -46,7 +46,9 @@ missing cell (score NaN). Model order is the order of first appearance, or ``mod
 
 Costs (``cost_basis``)
 ----------------------
-1. ``observed``: a ``cost`` column holding at least one value;
+1. ``observed``: a ``cost`` column holding at least one value; but when every model's
+   cost is the same on every prompt (one price per model typed into the column), the basis is
+   ``price_proxy``: such costs carry ratios only (`mark_constant_costs_as_proxy`);
 2. ``tokens_x_price``: else, token columns and prices: ``tokens_in x input_price +
    tokens_out x output_price`` per 1M tokens (an absent token column counts as 0);
 3. ``price_proxy``: else, prices only: each model's blended price stands for every call;
@@ -57,8 +59,13 @@ Options
 - ``models=a,b,c``: the models you expect, in this order; a row naming any other model is an
   error ("unknown model X at line N"); a listed model without rows is all NaN.
 - ``prices=...``: USD per 1M tokens: a JSON file (``{"model": {"input_price": 0.5,
-  "output_price": 1.5}}``, ``{"model": 0.5}`` or ``{"model": [0.5, 1.5]}``) or inline
-  ``model=0.5/1.5,other=0.2`` (one number: input = output).
+  "output_price": 1.5}}``, ``{"model": 0.5}`` or ``{"model": [0.5, 1.5]}``; LiteLLM's
+  ``model_prices_and_context_window.json``, whose ``input_cost_per_token`` /
+  ``output_cost_per_token`` are USD per token; RouterArena's ``model_cost.json`` with
+  ``input_token_price_per_million`` / ``output_token_price_per_million``; or a list of such
+  objects naming their ``model``) or inline ``model=0.5/1.5,other=0.2`` (one number: input =
+  output). Entries without a per-token price (LiteLLM's image models) matter only if the data
+  has that model, which is then an error; a model the prices do not list gets NaN costs (noted).
 
 Errors
 ------
@@ -81,7 +88,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from codyn.data.importers import register_importer
 from codyn.data.importers._common import (
+    Prices,
     describe_source,
     expand_paths,
     load_prices,
@@ -99,7 +108,8 @@ from codyn.errors import DataError
 
 OPTIONS = {
     "models": "expected models, comma-separated, in this order (others are an error)",
-    "prices": "USD per 1M tokens: a JSON file or model=input/output,model=price",
+    "prices": "USD per 1M tokens: a JSON file (codyn, LiteLLM or RouterArena layout) or "
+    "model=input/output,model=price",
 }
 
 REQUIRED = ("prompt_id", "prompt", "model", "score")
@@ -128,10 +138,16 @@ class _Prompt:
     line: int
 
 
+@register_importer(
+    "long",
+    description="your own data: CSV/TSV/JSONL, one row per (prompt, model): score, "
+    "optional cost, tokens",
+    options=OPTIONS,
+)
 def read(paths: Sequence[str | Path], **options: Any) -> RoutingData:
     """Read long-format CSV / TSV / JSONL files into one `RoutingData`."""
     expected = option_list(options["models"], "models") if "models" in options else None
-    prices = load_prices(options["prices"]) if "prices" in options else {}
+    prices = load_prices(options["prices"]) if "prices" in options else Prices()
     files = expand_paths(paths, [f"*{suffix}" for suffix in SUFFIXES], "long-format")
     prompts: dict[str, _Prompt] = {}
     cells: dict[tuple[str, str, int | None], _Row] = {}
@@ -285,13 +301,13 @@ def _build(
     ignored: set[str],
     repeats: int,
     expected: list[str] | None,
-    prices: dict[str, Model],
+    prices: Prices,
     files: list[Path],
 ) -> RoutingData:
     """Matrices from the parsed rows: per-cell means over samples, costs by basis."""
     seen = list(dict.fromkeys(model for _, model, _ in cells))
     names = expected if expected is not None else seen
-    models = [prices.get(name, Model(name)) for name in names]
+    models = [prices.model(name) for name in names]
     ids = list(prompts)
     row_of = {pid: i for i, pid in enumerate(ids)}
     col_of = {name: j for j, name in enumerate(names)}

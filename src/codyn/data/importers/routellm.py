@@ -31,7 +31,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from codyn.data.importers import register_importer
 from codyn.data.importers._common import (
+    Prices,
     PromptRecord,
     assemble,
     by_task,
@@ -54,7 +56,8 @@ from codyn.errors import DataError
 OPTIONS = {
     "keep_contaminated": "true: keep prompts listed in contaminated_prompts.jsonl",
     "keep_duplicates": "true: keep prompts repeating an earlier prompt's text",
-    "prices": "model prices per 1M tokens: a JSON file or model=price,... "
+    "prices": "model prices per 1M tokens: a JSON file (codyn, LiteLLM or RouterArena "
+    "layout) or model=price,... "
     "(default: RouteLLM's GPT-4 24.7, Mixtral 0.24)",
 }
 
@@ -69,11 +72,16 @@ RESPONSE_SUFFIX = "_response"
 MT_BENCH_FILES = ("question.jsonl", "judgements.jsonl")
 
 
+@register_importer(
+    "routellm",
+    description="RouteLLM evals: MMLU / GSM8K CSVs and MT-Bench judgements, GPT-4 vs Mixtral",
+    options=OPTIONS,
+)
 def read(paths: Sequence[str | Path], **options: Any) -> RoutingData:
     """Read RouteLLM MMLU / GSM8K / MT-Bench files into one `RoutingData`."""
     keep_contaminated = option_bool(options.get("keep_contaminated", False), "keep_contaminated")
     keep_duplicates = option_bool(options.get("keep_duplicates", False), "keep_duplicates")
-    prices = {name: Model(name, p, p) for name, p in ROUTELLM_PRICES.items()}
+    prices = Prices({name: Model(name, p, p) for name, p in ROUTELLM_PRICES.items()})
     if "prices" in options:
         prices.update(load_prices(options["prices"]))
     files = expand_paths(paths, ["mmlu_*.csv", "*_responses.csv", "question.jsonl"], "RouteLLM")
@@ -120,7 +128,7 @@ def read(paths: Sequence[str | Path], **options: Any) -> RoutingData:
             "divided by 10 (0.1-1.0), not pass/fail"
         )
     names = ordered_union(model_groups)
-    models = [prices.get(name, Model(name)) for name in names]
+    models = [prices.model(name) for name in names]
     priced = [f"{m.name} {m.blended_price:g}" for m in models if m.blended_price is not None]
     if priced:
         notes.append(f"cost per call = blended USD price per 1M tokens: {', '.join(priced)}")

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from codyn.data.importers import register_importer
 from codyn.data.importers._common import (
     PromptRecord,
     assemble,
@@ -56,6 +57,11 @@ COST_SUFFIX = "|total_cost"
 RESPONSE_SUFFIX = "|model_response"
 
 
+@register_importer(
+    "routerbench",
+    description="RouterBench CSVs (sample_id, prompt, eval_name, 0/1 per model, USD costs)",
+    options=OPTIONS,
+)
 def read(paths: Sequence[str | Path], **options: Any) -> RoutingData:
     """Read RouterBench CSV files (or a directory of them) into one `RoutingData`."""
     keep_duplicates = option_bool(options.get("keep_duplicates", False), "keep_duplicates")

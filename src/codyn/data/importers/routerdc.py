@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from codyn.data.importers import register_importer
 from codyn.data.importers._common import (
     PromptRecord,
     assemble,
@@ -41,6 +42,11 @@ from codyn.data.routing import Model, RoutingData
 OPTIONS = {"keep_duplicates": "true: keep prompts repeating another prompt of the same task"}
 
 
+@register_importer(
+    "routerdc",
+    description="RouterDC split2_model7 JSON lists of {question, scores} (soft labels)",
+    options=OPTIONS,
+)
 def read(paths: Sequence[str | Path], **options: Any) -> RoutingData:
     """Read RouterDC JSON files (or a directory of them) into one `RoutingData`."""
     keep_duplicates = option_bool(options.get("keep_duplicates", False), "keep_duplicates")
