@@ -41,7 +41,7 @@ def _indent(code: str) -> str:
 def test_import_codyn_loads_no_heavy_dependency(tmp_path: Path) -> None:
     loaded, _ = loaded_packages("import codyn", tmp_path)
     assert "codyn" in loaded
-    heavy = {"pandas", "pyarrow", "matplotlib", "torch", "litellm"}
+    heavy = {"numpy", "pandas", "pyarrow", "scipy", "matplotlib", "torch", "litellm"}
     assert not loaded & heavy, f"import codyn loads {sorted(loaded & heavy)}"
 
 
@@ -60,5 +60,6 @@ def test_codyn_help_loads_no_heavy_dependency(tmp_path: Path) -> None:
         tmp_path,
     )
     assert "Usage" in printed and "serve" in printed
-    heavy = {"matplotlib", "pandas", "torch", "litellm", "fastapi", "sklearn"}
+    heavy = {"numpy", "pandas", "pyarrow", "scipy", "rich", "matplotlib", "torch", "litellm"}
+    heavy |= {"fastapi", "sklearn"}
     assert not loaded & heavy, f"codyn --help loads {sorted(loaded & heavy)}"

@@ -74,7 +74,7 @@ def headroom_command(
     by_task: Annotated[bool, typer.Option("--by-task", help="Also report every task.")] = False,
     as_json: AsJson = False,
 ) -> None:
-    """Oracle-gap screening (CoDyn eq. 1): SBS, oracle, gap and winner-change rate."""
+    """Oracle-gap screening: SBS, oracle, gap and winner-change rate (CoDyn equation 1)."""
     from codyn.analysis import headroom
     from codyn.data.routing import RoutingData
 

@@ -122,7 +122,9 @@ def eval_command(
         typer.Option("--split-file", help="Fixed split TSV (id, split, prompt_sha1_16, group)."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split and baselines.")] = 0,
-    points: Annotated[int, typer.Option("--points", help="Knob values per sweep.")] = 50,
+    points: Annotated[
+        int, typer.Option("--points", help="Knob values per sweep (utility: per side of lambda=0).")
+    ] = 50,
     strong: Annotated[
         str | None, typer.Option("--strong", help="Strong model of the pair [SBS].")
     ] = None,

@@ -14,6 +14,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: rendering it with rich would double `codyn --help`
 )
 
 from codyn.cli import (  # noqa: E402,F401  (each module registers its commands)

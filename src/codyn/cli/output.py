@@ -1,7 +1,7 @@
 """Printing helpers shared by commands: JSON with NaN as null, and rich tables.
 
-numpy is imported only when a value is printed, so ``codyn --help`` does not load it; rich
-stays at the top, as Typer's help output loads it anyway.
+numpy and rich are imported only when something is printed, so ``codyn --help`` (plain
+click help) loads neither.
 """
 
 from __future__ import annotations
@@ -9,13 +9,29 @@ from __future__ import annotations
 import json
 import math
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
-# Piped output (files, CI logs, tests) gets a wide fixed width so model names are never cut.
-console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+
+class _LazyConsole:
+    """rich's `Console`, built on first use (importing rich costs a tenth of a second)."""
+
+    def __init__(self) -> None:
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            # Piped output (files, CI logs, tests) gets a wide fixed width: names never cut.
+            self._console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+        return getattr(self._console, name)
+
+
+console = _LazyConsole()
 
 
 def _clean(value: Any) -> Any:
@@ -57,6 +73,8 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    from rich.table import Table
+
     out = Table(title=title, title_justify="left")
     for i, col in enumerate(columns):
         out.add_column(col, justify="left" if i == 0 else "right")

@@ -16,7 +16,11 @@ from codyn.cli.options import parse_params
 from codyn.cli.output import console, fmt, print_json, table
 from codyn.errors import CodynError
 
-bench = typer.Typer(help="Measure speed: router decisions, featurisers.", no_args_is_help=True)
+bench = typer.Typer(
+    help="Measure speed: router decisions, featurisers, the proxy.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(bench, name="bench")
 
 RouterDir = Annotated[

@@ -41,7 +41,7 @@ def similarity_command(
     featuriser: FeaturiserOpt = None,
     as_json: AsJson = False,
 ) -> None:
-    """Benchmark-dataset similarity (RouteLLM app. C): mean over BENCH prompts of the best
+    """Benchmark-dataset similarity (RouteLLM appendix C): mean over BENCH prompts of the best
     cosine to any TRAIN prompt."""
     from codyn.data.routing import RoutingData
     from codyn.similarity import DEFAULT_FEATURISER, benchmark_similarity, embed_texts
@@ -86,7 +86,7 @@ def contamination_command(
     ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Near-duplicates of TRAIN prompts in BENCH (RouteLLM app. B: best cosine >= threshold)."""
+    """Near-duplicates of TRAIN prompts in BENCH (RouteLLM appendix B: cosine >= threshold)."""
     if drop and output is None:
         raise CodynError("--drop needs -o OUT.parquet")
     if output is not None and not drop:

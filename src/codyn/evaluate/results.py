@@ -33,6 +33,8 @@ class RouterResult:
     curve: Sweep
     pair: PairCurve | None
     default_choices: IntArray
+    default_knob: str
+    """The policy at its default knob, e.g. ``utility lambda=0``."""
     default_cost: float
     default_quality: float
     selection_share: FloatArray

@@ -173,6 +173,7 @@ def assess(
         default_cost=float(np.nanmean(ctx.cost[rows, chosen])),
         default_quality=float(ctx.score[rows, chosen].mean()),
         selection_share=selection_share(chosen, ctx.score.shape[1]),
+        default_knob=policy.describe(),
     )
     result.measure(ctx)
     return result
@@ -306,8 +307,10 @@ def _warnings(results: dict[str, RouterResult], ctx: Context) -> list[str]:
         if r.learned and r.selection_share.max() > COLLAPSE_SHARE:
             top = int(np.argmax(r.selection_share))
             r.warnings.append(
-                f"{name}: collapsed onto model {names[top]}: it sends "
-                f"{r.selection_share[top]:.0%} of test prompts there at its default knob"
+                f"{name}: collapsed onto model {names[top]}: at its default knob "
+                f"({r.default_knob}) it sends "
+                f"{r.selection_share[top]:.0%} of test prompts there; its other operating "
+                "points are on the curve, and `codyn calibrate` picks one"
             )
         if r.pair is not None and r.pair.constant and ctx.pair_note is None:
             r.warnings.append(
