@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from codyn.bench.local import STRONG, WEAK
+from codyn.deploy import PolicySetup
+from codyn.deploy import route as deploy_route
 from codyn.errors import DataError
 from codyn.serve.config import load_config
 from codyn.serve.routing import BadModelSpec, Gateway, UnknownModel, routed_text
@@ -125,3 +127,36 @@ def test_router_problems_name_the_config_and_route(tmp_path: Path) -> None:
         {"router": str(sbs), "calibrate": {"data": str(tmp_path / "v.parquet"), "min_quality": 1}},
         "routes.r.calibrate:",
     )
+
+
+@pytest.mark.parametrize("knob", ["-2", "-0.05", "0", "0.3", "5"])
+def test_codyn_route_and_the_proxy_make_the_same_decision(gateway: Gateway, knob: str) -> None:
+    """One decision path: `codyn route` (deploy.route) and the proxy's gateway decide through
+    `codyn.policy.decide`, so for the same router, prompt and knob they choose alike."""
+    route = gateway.routes["code"]
+    setup = PolicySetup.read(route.spec.router)
+    for text in (*CODE, *CHAT):
+        routed = deploy_route(route.router, setup, [text], knob=float(knob))
+        assert gateway.decide(f"codyn/code:{knob}", user(text)).chosen == routed.models[0]
+
+
+def test_routes_take_any_registered_policy(tmp_path: Path) -> None:
+    knn = router_dir(tmp_path / "knn", "knn", featuriser="tfidf", k=3)
+    config = write_config(
+        tmp_path,
+        models=MODELS,
+        routes={
+            "tiers": {"router": str(knn), "policy": {"name": "tiers", "thresholds": [0.5]}},
+            "budget": {"router": str(knn), "policy": "budget", "knob": 5e-5},
+        },
+    )
+    gateway = Gateway(load_config(config))
+    assert gateway.routes["tiers"].policy.thresholds == (0.5,)
+    # train costs per call: WEAK 1e-5, STRONG 1e-4; the cap leaves only WEAK
+    assert gateway.decide("budget", user(CODE[0])).ranking == [WEAK, STRONG]
+    assert gateway.decide("codyn/budget:1", user(CODE[0])).chosen == STRONG
+    with pytest.raises(BadModelSpec, match=r"no model costs at most 1e-06"):
+        gateway.decide("codyn/budget:1e-6", user(CODE[0]))
+    with pytest.raises(BadModelSpec, match="lambda must be a finite number"):
+        Gateway(load_config(write_config(tmp_path, models=MODELS, routes={
+            "u": {"router": str(knn)}}))).decide("codyn/u:nan", user(CODE[0]))  # fmt: skip

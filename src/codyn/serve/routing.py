@@ -147,7 +147,11 @@ class Route:
             )
             if offered
         }
-        order = rank(predicted, self.costs, self.policy, knob, offered=self.offered)[0]
+        try:
+            order = rank(predicted, self.costs, self.policy, knob, offered=self.offered)[0]
+        except CodynError as exc:  # the knob, the one input a request sets, does not fit
+            where = f"route {self.name!r} at {self.policy.knob_name} {knob:g}"
+            raise BadModelSpec(f"{where}: {exc}") from None
         return [self.model_names[int(i)] for i in order], scores
 
 
