@@ -357,6 +357,25 @@ def test_long_samples_are_averaged_and_kept(tmp_path):
     assert np.isnan(data.samples[0, 1, 1:]).all()
 
 
+def test_long_visible_scores_and_latency_per_sample(tmp_path):
+    rows = [
+        {"prompt_id": "p1", "prompt": "sum a list", "model": "a", "score": s, "sample": k,
+         "visible_score": v, "latency_s": t}
+        for k, (s, v, t) in enumerate([(1, 1, 0.5), (0, 1, 1.5), (0, 0.5, 1.0)])
+    ]  # fmt: skip
+    data = read("long", [write_rows(tmp_path / "v.csv", rows)])
+    assert data.score[0, 0] == pytest.approx(1 / 3)
+    assert data.visible_score[0, 0] == pytest.approx(2.5 / 3)
+    assert data.visible_samples[0, 0].tolist() == [1.0, 1.0, 0.5]
+    assert data.latency[0, 0] == pytest.approx(1.0)
+    back = read("long", [write_rows(tmp_path / "back.csv", data.to_long().to_dict("records"))])
+    assert back.visible_score[0, 0] == pytest.approx(data.visible_score[0, 0])
+    assert back.latency[0, 0] == pytest.approx(1.0)
+    negative = [{**rows[0], "visible_score": -1}]
+    with pytest.raises(DataError, match="visible_score"):
+        read("long", [write_rows(tmp_path / "neg.csv", negative)])
+
+
 def test_long_cost_bases_and_options(tmp_path):
     base = [
         {

@@ -38,6 +38,12 @@ def make_data(n: int = 12, tasks: tuple[str, ...] = ("code", "math")) -> Routing
         samples=samples,
         responses=responses,
         cost_basis="observed",
+        visible_score=np.clip(score + 0.5, 0, 1),
+        visible_samples=samples[:, :, ::-1],
+        latency=np.full((n, 3), 0.25),
+        sample_responses=np.array(
+            [[[f"r{i}{j}s{k}" for k in range(4)] for j in range(3)] for i in range(n)], dtype=object
+        ),
         source="unit test",
         notes=["hand-made"],
     )
@@ -58,6 +64,27 @@ def test_round_trip_keeps_everything(tmp_path):
     assert back.prompts["metadata"][5] == {"k": 5}
     assert back.prompts["language"][1] is None
     assert back.cost_basis == "observed" and back.notes == ["hand-made"]
+    np.testing.assert_array_equal(back.visible_score, data.visible_score)
+    np.testing.assert_array_equal(back.visible_samples, data.visible_samples)
+    np.testing.assert_array_equal(back.latency, data.latency)
+    picked = back.take([3, 1]).subset(models=["big", "small"])
+    assert picked.visible_samples[0, 0].tolist() == data.visible_samples[3, 2].tolist()
+    assert picked.latency.shape == (2, 2)
+    assert back.sample_responses[3, 1, 2] == "r31s2" and picked.sample_responses[1, 1, 0] == "r10s0"
+
+
+def test_version_1_files_still_load(tmp_path):
+    """A file from before visible_score / latency existed: the same columns, version 1."""
+    data = make_data()
+    old = RoutingData(data.prompts, data.models, data.score, cost=data.cost, cost_basis="observed")
+    path = old.save(tmp_path / "v1.parquet")
+    table = pq.read_table(path)
+    meta = dict(table.schema.metadata)
+    meta[b"codyn.format_version"] = b"1"
+    pq.write_table(table.replace_schema_metadata(meta), path)
+    back = RoutingData.load(path)
+    np.testing.assert_array_equal(back.score, data.score)
+    assert back.visible_score is None and back.latency is None
 
 
 def test_newer_format_version_is_refused(tmp_path):
@@ -66,7 +93,7 @@ def test_newer_format_version_is_refused(tmp_path):
     meta = dict(table.schema.metadata)
     meta[b"codyn.format_version"] = str(FORMAT_VERSION + 1).encode()
     pq.write_table(table.replace_schema_metadata(meta), path)
-    with pytest.raises(DataError, match=r"d\.parquet.*format version 2 is newer"):
+    with pytest.raises(DataError, match=rf"d\.parquet.*format version {FORMAT_VERSION + 1} is"):
         RoutingData.load(path)
 
 

@@ -19,8 +19,10 @@ import pyarrow.parquet as pq
 
 from codyn.errors import DataError, shown_list
 
-FORMAT_VERSION = 1
-"""Version of the Parquet layout written by `RoutingData.save`; readers refuse newer ones."""
+FORMAT_VERSION = 2
+"""Version of the Parquet layout written by `RoutingData.save`; readers refuse newer ones.
+2 adds the optional ``visible_score``, ``visible_samples`` and ``latency`` matrices; version 1
+files load unchanged."""
 
 COST_BASES = ("observed", "tokens_x_price", "price_proxy", "unknown")
 """Where costs come from.
@@ -73,9 +75,13 @@ class RoutingData:
 
     ``prompts`` is a DataFrame with columns ``id`` (unique str), ``text``, ``task``,
     ``language`` (str or None) and ``metadata`` (dict). Matrices are ``n_prompts x n_models``:
-    ``score`` (higher is better, NaN = missing), ``cost`` (USD per call, NaN = unknown),
-    optional ``tokens_in`` / ``tokens_out``, optional ``samples`` (``n x m x k`` per-sample
-    scores for soft labels, NaN-padded) and optional ``responses`` (object array of str/None).
+    ``score`` (higher is better, NaN = missing; for code, the hidden tests' pass fraction),
+    ``cost`` (USD per call, NaN = unknown), optional ``tokens_in`` / ``tokens_out`` (per call),
+    ``latency`` (seconds per call), ``visible_score`` (the pass fraction of the tests the
+    prompt itself shows: what a verifier can check before paying for a stronger model),
+    ``samples`` / ``visible_samples`` (``n x m x k`` per-sample scores, NaN-padded),
+    ``responses`` (object array of str/None: the first sample's answer) and
+    ``sample_responses`` (``n x m x k``: every sample's answer, for re-scoring).
     """
 
     prompts: pd.DataFrame
@@ -87,6 +93,10 @@ class RoutingData:
     samples: np.ndarray | None = None
     responses: np.ndarray | None = None
     cost_basis: str = "unknown"
+    visible_score: np.ndarray | None = None
+    visible_samples: np.ndarray | None = None
+    latency: np.ndarray | None = None
+    sample_responses: np.ndarray | None = None
     source: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -106,22 +116,32 @@ class RoutingData:
         )
         if (self.cost < 0).any():
             raise DataError("cost contains negative values")
-        for name in ("tokens_in", "tokens_out"):
+        for name in ("tokens_in", "tokens_out", "latency", "visible_score"):
             value = getattr(self, name)
             if value is not None:
                 value = _as_matrix(value, shape, name)
                 if (value < 0).any():
                     raise DataError(f"{name} contains negative values")
                 setattr(self, name, value)
-        if self.samples is not None:
-            self.samples = np.asarray(self.samples, dtype=np.float64)
-            if self.samples.ndim != 3 or self.samples.shape[:2] != shape:
-                raise DataError(f"samples has shape {self.samples.shape}, expected {(*shape, 'k')}")
+        for name in ("samples", "visible_samples"):
+            value = getattr(self, name)
+            if value is not None:
+                value = np.asarray(value, dtype=np.float64)
+                if value.ndim != 3 or value.shape[:2] != shape:
+                    raise DataError(f"{name} has shape {value.shape}, expected {(*shape, 'k')}")
+                setattr(self, name, value)
         if self.responses is not None:
             responses = np.asarray(self.responses, dtype=object)
             if responses.shape != shape:
                 raise DataError(f"responses has shape {responses.shape}, expected {shape}")
             self.responses = responses
+        if self.sample_responses is not None:
+            per_sample = np.asarray(self.sample_responses, dtype=object)
+            if per_sample.ndim != 3 or per_sample.shape[:2] != shape:
+                raise DataError(
+                    f"sample_responses has shape {per_sample.shape}, expected {(*shape, 'k')}"
+                )
+            self.sample_responses = per_sample
         if self.cost_basis not in COST_BASES:
             raise DataError(f"cost_basis {self.cost_basis!r} is not one of {', '.join(COST_BASES)}")
         if self.cost_basis == "unknown" and not np.isnan(self.cost).all():
@@ -205,7 +225,9 @@ class RoutingData:
             "missing_scores": int(np.isnan(self.score).sum()),
             "has_tokens": self.tokens_in is not None,
             "has_samples": self.samples is not None,
-            "has_responses": self.responses is not None,
+            "has_responses": self.responses is not None or self.sample_responses is not None,
+            "has_visible_score": self.visible_score is not None,
+            "has_latency": self.latency is not None,
             "source": self.source,
             "notes": list(self.notes),
         }
@@ -272,7 +294,9 @@ class RoutingData:
         def pick(a: np.ndarray | None) -> np.ndarray | None:
             return None if a is None else a[np.ix_(rows, cols)]
 
-        samples = None if self.samples is None else self.samples[rows][:, cols, :]
+        def pick_samples(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[rows][:, cols, :]
+
         return RoutingData(
             prompts=self.prompts.iloc[rows].reset_index(drop=True),
             models=[self.models[c] for c in cols],
@@ -280,9 +304,13 @@ class RoutingData:
             cost=pick(self.cost),
             tokens_in=pick(self.tokens_in),
             tokens_out=pick(self.tokens_out),
-            samples=samples,
+            samples=pick_samples(self.samples),
             responses=pick(self.responses),
             cost_basis=self.cost_basis,
+            visible_score=pick(self.visible_score),
+            visible_samples=pick_samples(self.visible_samples),
+            latency=pick(self.latency),
+            sample_responses=pick_samples(self.sample_responses),
             source=self.source,
             notes=list(self.notes),
         )
@@ -309,19 +337,19 @@ class RoutingData:
             "score": list(self.score),
             "cost": list(self.cost),
         }
-        for name in ("tokens_in", "tokens_out"):
+        for name in ("tokens_in", "tokens_out", "latency", "visible_score"):
             value = getattr(self, name)
             if value is not None:
                 columns[name] = list(value)
-        if self.samples is not None:
-            columns["samples"] = [row.tolist() for row in self.samples]
+        for name in ("samples", "visible_samples"):
+            value = getattr(self, name)
+            if value is not None:
+                columns[name] = [row.tolist() for row in value]
         if self.responses is not None:
-            columns["responses"] = [
-                [
-                    None if r is None or (isinstance(r, float) and math.isnan(r)) else str(r)
-                    for r in row
-                ]
-                for row in self.responses
+            columns["responses"] = [[_text(r) for r in row] for row in self.responses]
+        if self.sample_responses is not None:
+            columns["sample_responses"] = [
+                [[_text(r) for r in cell] for cell in row] for row in self.sample_responses
             ]
         table = pa.table(columns)
         meta = {
@@ -380,19 +408,30 @@ class RoutingData:
                 "metadata": [json.loads(m) for m in table.column("metadata").to_pylist()],
             }
         )
-        samples = None
-        if "samples" in cols:
-            raw = table.column("samples").to_pylist()
-            samples = np.array(
+
+        def cube(name: str) -> np.ndarray | None:
+            if name not in cols:
+                return None
+            raw = table.column(name).to_pylist()
+            return np.array(
                 [[[np.nan if v is None else v for v in cell] for cell in row] for row in raw],
                 dtype=np.float64,
             ).reshape(len(raw), n_models, -1)
+
         responses = None
         if "responses" in cols:
             raw = table.column("responses").to_pylist()
             responses = np.empty((len(raw), n_models), dtype=object)
             for i, row in enumerate(raw):
                 responses[i, :] = row
+        sample_responses = None
+        if "sample_responses" in cols:
+            raw = table.column("sample_responses").to_pylist()
+            k = max((len(cell) for row in raw for cell in row), default=0)
+            sample_responses = np.full((len(raw), n_models, k), None, dtype=object)
+            for i, row in enumerate(raw):
+                for j, cell in enumerate(row):
+                    sample_responses[i, j, : len(cell)] = cell
         try:
             return cls(
                 prompts=prompts,
@@ -401,9 +440,13 @@ class RoutingData:
                 cost=matrix("cost"),
                 tokens_in=matrix("tokens_in"),
                 tokens_out=matrix("tokens_out"),
-                samples=samples,
+                samples=cube("samples"),
                 responses=responses,
                 cost_basis=meta.get("codyn.cost_basis", "unknown"),
+                visible_score=matrix("visible_score"),
+                visible_samples=cube("visible_samples"),
+                latency=matrix("latency"),
+                sample_responses=sample_responses,
                 source=meta.get("codyn.source", ""),
                 notes=json.loads(meta.get("codyn.notes", "[]")),
             )
@@ -429,6 +472,10 @@ class RoutingData:
                     row["tokens_in"] = self.tokens_in[i, j]
                 if self.tokens_out is not None:
                     row["tokens_out"] = self.tokens_out[i, j]
+                if self.visible_score is not None:
+                    row["visible_score"] = self.visible_score[i, j]
+                if self.latency is not None:
+                    row["latency_s"] = self.latency[i, j]
                 if self.responses is not None:
                     row["response"] = self.responses[i, j]
                 rows.append(row)
@@ -458,6 +505,11 @@ def mark_constant_costs_as_proxy(data: RoutingData) -> None:
         f"costs are constant per model across all {data.n_prompts} prompts, so they were "
         "labelled price_proxy, not observed: they rank the models but do not vary by prompt"
     )
+
+
+def _text(value: Any) -> str | None:
+    """A response cell as Parquet keeps it: text, or None for a missing one."""
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
 def _normalise_prompts(prompts: pd.DataFrame | Sequence[dict[str, Any]]) -> pd.DataFrame:

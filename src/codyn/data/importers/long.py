@@ -34,11 +34,16 @@ column            required  meaning
 ``cost``          no        observed USD for that call
 ``tokens_in``     no        prompt tokens of that call
 ``tokens_out``    no        completion tokens of that call
+``visible_score`` no        the pass fraction of the tests the prompt itself shows (MBPP's
+                            asserts, HumanEval's docstring examples): what a cascade's verifier
+                            sees before escalating; ``score`` is then the hidden tests'
+``latency_s``     no        seconds the call took
 ``response``      no        the model's answer (kept, not used for routing)
 ``sample``        no        sample index (integer) when a prompt was answered several times per
                             model: rows with the same (prompt_id, model) and different samples
                             are samples; the cell's score is their mean and all of them are kept
-                            in ``samples``; cost and tokens are their means per call
+                            in ``samples`` (``visible_samples``); cost, tokens and latency are
+                            their means per call
 ================  ========  ===============================================================
 
 Other columns are ignored (and listed in the notes). A (prompt, model) pair with no row is a
@@ -113,8 +118,18 @@ OPTIONS = {
 }
 
 REQUIRED = ("prompt_id", "prompt", "model", "score")
-OPTIONAL = ("task", "language", "cost", "tokens_in", "tokens_out", "response", "sample")
-NUMERIC = ("score", "cost", "tokens_in", "tokens_out")
+OPTIONAL = (
+    "task",
+    "language",
+    "cost",
+    "tokens_in",
+    "tokens_out",
+    "visible_score",
+    "latency_s",
+    "response",
+    "sample",
+)
+NUMERIC = ("score", "cost", "tokens_in", "tokens_out", "visible_score", "latency_s")
 SUFFIXES = {".csv": ",", ".tsv": "\t", ".jsonl": None, ".ndjson": None}
 
 
@@ -327,6 +342,7 @@ def _build(
     k = max((len(g) for g in grouped.values()), default=1)
     matrices = {column: np.full((n, m), np.nan) for column in NUMERIC}
     samples = np.full((n, m, k), np.nan) if "sample" in columns else None
+    visible_samples = np.full((n, m, k), np.nan) if {"sample", "visible_score"} <= columns else None
     responses = np.full((n, m), None, dtype=object) if "response" in columns else None
     for (i, j), group in grouped.items():
         group.sort(key=lambda r: r.sample or 0)
@@ -334,6 +350,8 @@ def _build(
             matrix[i, j] = _nanmean([r.values[column] for r in group])
         if samples is not None:
             samples[i, j, : len(group)] = [r.values["score"] for r in group]
+        if visible_samples is not None:
+            visible_samples[i, j, : len(group)] = [r.values["visible_score"] for r in group]
         if responses is not None:
             responses[i, j] = group[0].response
     notes: list[str] = []
@@ -366,6 +384,9 @@ def _build(
         samples=samples,
         responses=responses,
         cost_basis=cost_basis,
+        visible_score=matrices["visible_score"] if "visible_score" in columns else None,
+        visible_samples=visible_samples,
+        latency=matrices["latency_s"] if "latency_s" in columns else None,
         source=describe_source("long", files),
         notes=notes,
     )
