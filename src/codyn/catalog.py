@@ -58,6 +58,10 @@ class CatalogModel(_Strict):
     tags: list[str] = Field(default_factory=list)
     timeout_s: Positive | None = None
     """Per-call timeout; default ``limits.timeout_s``."""
+    max_rpm: Annotated[int, Field(gt=0)] | None = None
+    """Calls per minute `codyn collect` sends to this model at most (spaced evenly)."""
+    max_concurrency: Annotated[int, Field(gt=0)] | None = None
+    """Calls `codyn collect` keeps in flight to this model at most (below ``--concurrency``)."""
     sdk: Literal["litellm", "openai"] = "litellm"
     """``openai``: the proxy calls an ``api_base`` with the openai SDK directly, as LiteLLM does
     underneath for these, minus LiteLLM's few milliseconds of bookkeeping per call. Streams
@@ -79,6 +83,22 @@ class CatalogModel(_Strict):
     def api_key(self) -> str | None:
         """The key from ``api_key_env`` (None without one; checked to exist at load)."""
         return None if self.api_key_env is None else os.environ[self.api_key_env]
+
+    def completion_kwargs(self, default_timeout_s: float) -> dict[str, Any]:
+        """The `litellm.completion` arguments that reach this model (model string, endpoint,
+        key, timeout: ``timeout_s``, else ``default_timeout_s``), for the proxy and collection
+        alike. No LiteLLM retries: the proxy falls back, collection retries itself."""
+        kwargs: dict[str, Any] = {
+            "model": self.litellm_model,
+            "timeout": self.timeout_s or default_timeout_s,
+            "num_retries": 0,
+        }
+        if self.api_base is not None:
+            kwargs["api_base"] = self.api_base
+            kwargs["api_key"] = self.api_key() or "no-key"
+        elif self.api_key_env is not None:
+            kwargs["api_key"] = self.api_key()
+        return kwargs
 
     def cost(self, tokens_in: int, tokens_out: int) -> float:
         """USD for one call from its token counts and the prices per 1M tokens."""

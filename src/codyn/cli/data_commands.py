@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from codyn.cli.main import app
-from codyn.cli.output import console, print_json, table
+from codyn.cli.output import console, fmt, print_json, table
+from codyn.errors import CodynError
 
 DataPath = Annotated[
     Path, typer.Argument(help="A routing data set (.parquet from `codyn import`).")
@@ -116,8 +117,17 @@ DEMO_ROUTERS = "random,cheapest,sbs,knn"
 """Routers the demo evaluates next to the SBS, oracle and random baselines (knn: the default)."""
 
 
-@app.command("demo")
+demo = typer.Typer(
+    help="Run codyn on its built-in data; `codyn demo collect` collects from local models.",
+    invoke_without_command=True,
+    rich_markup_mode=None,
+)
+app.add_typer(demo, name="demo")
+
+
+@demo.callback()
 def demo_command(
+    context: typer.Context,
     report: Annotated[Path, typer.Option("--report", help="Directory for the HTML report.")] = Path(
         "codyn-demo-report"
     ),
@@ -128,6 +138,8 @@ def demo_command(
 ) -> None:
     """Run codyn on its built-in data (an MIT-licensed slice of LLMRouter): headroom by task,
     then every router's cost-quality curve on a 70/30 split, written as an HTML report."""
+    if context.invoked_subcommand is not None:
+        return
     from codyn.analysis import headroom
     from codyn.cli.eval_command import print_evaluation
     from codyn.data.demo import load_demo
@@ -146,3 +158,47 @@ def demo_command(
     print_headroom(room, "Headroom")
     print_evaluation(result, "Demo evaluation (70/30 split stratified by task, seed 0)")
     console.print(f"report: {index}")
+
+
+@demo.command("collect")
+def demo_collect_command(
+    n: Annotated[int, typer.Option("--n", help="HumanEval tasks to collect.")] = 20,
+    samples: Annotated[int, typer.Option("--samples", help="Answers per task and model.")] = 1,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Tokens per answer.")] = 384,
+    out: Annotated[
+        Path, typer.Option("-o", "--out", help="Directory for the data, router and logs.")
+    ] = Path("codyn-demo-collect"),
+    as_json: AsJson = False,
+) -> None:
+    """Collect N HumanEval tasks from the two local llama.cpp models (SmolLM2-135M and
+    Qwen2.5-Coder-0.5B), run their answers in the sandbox, show the headroom and train the
+    default router on the result. A killed run resumes where it stopped."""
+    from codyn.bench.collect_demo import run_demo_collect
+
+    if n < 1:
+        raise CodynError(f"--n must be at least 1, got {n}")
+    summary = run_demo_collect(
+        out, n=n, samples=samples, max_tokens=max_tokens, progress=not as_json
+    )
+    if as_json:
+        print_json(summary)
+        return
+    room = summary["headroom"]
+    console.print(
+        f"collected {summary['n_prompts']} HumanEval tasks x {len(summary['models'])} models: "
+        f"{summary['calls']} calls ({summary['failures']} failed), {summary['executions']} "
+        f"sandboxed executions -> {summary['output']}"
+    )
+    for model, row in summary["per_model"].items():
+        console.print(
+            f"  {model}: hidden tests {fmt(row['score'])}, "
+            f"visible tests {fmt(row['visible_score'])}"
+        )
+    rates = summary["pass_rates"]
+    for model in rates.get("pass_at_1", {}):
+        console.print(
+            f"  {model}: pass@1 {fmt(rates['pass_at_1'][model])}, "
+            f"pass@{rates['k']} {fmt(rates['pass_at_k'][model])}"
+        )
+    print_headroom(room, "Headroom of the collected data")
+    console.print(f"default router trained on it -> {summary['router']}")

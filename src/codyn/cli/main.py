@@ -18,12 +18,15 @@ app = typer.Typer(
 )
 
 from codyn.cli import (  # noqa: E402,F401  (each module registers its commands)
+    collect_commands,
     data_commands,
     eval_command,
     import_command,
     router_commands,
+    sandbox_commands,
     serve_commands,
     similarity_commands,
+    tasks_commands,
 )
 
 

@@ -35,7 +35,9 @@ Fields (unknown keys are errors; every error names the file, the line and the fi
 ``hidden_tests``
     The grading tests (same shapes): the collected ``score`` is their pass fraction.
 ``reference``
-    A reference answer (``reference`` kind: the code CodeBLEU compares with).
+    A reference answer: the code CodeBLEU compares with (``reference`` kind), the reference
+    model's answer the judge compares with (``judge`` kind); other kinds may carry a
+    known-correct solution here, which scoring ignores.
 ``label``
     The true label (``classify`` kind).
 """
@@ -100,7 +102,8 @@ def read_tasks(path: str | Path) -> list[Task]:
     path = Path(path)
     tasks: list[Task] = []
     seen: dict[str, int] = {}
-    for line, text in enumerate(read_text(path, "task file").splitlines(), start=1):
+    # split on "\n" only: JSON strings may hold U+0085 or U+2028, which splitlines() breaks at
+    for line, text in enumerate(read_text(path, "task file").split("\n"), start=1):
         if not text.strip():
             continue
         try:

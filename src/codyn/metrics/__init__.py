@@ -8,6 +8,7 @@ from codyn.metrics.binary import (
     pgr,
     strong_share_curve,
 )
+from codyn.metrics.classification import bias_penalty, penalised_accuracy, penalised_scores
 from codyn.metrics.curves import aiq, hull_area, hull_quality_at, upper_hull
 from codyn.metrics.headroom import (
     answered_prompts,
@@ -21,6 +22,7 @@ from codyn.metrics.headroom import (
     weak_index,
     winner_change_rate,
 )
+from codyn.metrics.passk import mean_pass_at_k, pass_at_k, sample_pass_at_k
 from codyn.metrics.quality_cost import (
     affordability,
     best_quality_within,
@@ -52,6 +54,7 @@ __all__ = [
     "answered_prompts",
     "apgr",
     "best_quality_within",
+    "bias_penalty",
     "bootstrap_interval",
     "calibrated_performance_gap",
     "cheapest_best_share",
@@ -62,6 +65,7 @@ __all__ = [
     "curve_points",
     "hull_area",
     "hull_quality_at",
+    "mean_pass_at_k",
     "model_means",
     "models_above_share",
     "normalised_cost",
@@ -71,11 +75,15 @@ __all__ = [
     "outcomes",
     "paired_bootstrap",
     "paired_bootstrap_aiq",
+    "pass_at_k",
+    "penalised_accuracy",
+    "penalised_scores",
     "performance_gap_at_cost_advantage",
     "pgr",
     "random_mixture_curve",
     "random_router",
     "ranking_score",
+    "sample_pass_at_k",
     "sbs_index",
     "selection_entropy",
     "selection_share",

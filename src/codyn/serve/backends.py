@@ -169,19 +169,9 @@ def call_kwargs(config: Config, name: str, body: dict[str, Any], stream: bool) -
     """
     model: CatalogModel = config.models[name]
     kwargs = {key: value for key, value in body.items() if key != "model"}
-    kwargs.update(
-        model=model.litellm_model,
-        timeout=config.timeout_s(name),
-        num_retries=0,
-        stream=stream,
-    )
+    kwargs.update(model.completion_kwargs(config.timeout_s(name)), stream=stream)
     if stream:
         kwargs["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-    if model.api_base is not None:
-        kwargs["api_base"] = model.api_base
-        kwargs["api_key"] = model.api_key() or "no-key"
-    elif model.api_key_env is not None:
-        kwargs["api_key"] = model.api_key()
     return kwargs
 
 

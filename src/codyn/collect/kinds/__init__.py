@@ -60,8 +60,11 @@ class CellScore:
     executions: int = 0
     """Programs run in the sandbox to score it."""
     outcomes: list[dict[str, Any]] = field(default_factory=list)
-    """Per test: ``{"set": "visible" | "hidden", "status": "pass" | "fail" | ...,
-    "stderr_tail": ...}``."""
+    """What scoring saw, one row each: per test ``{"set": "visible" | "hidden", "index",
+    "status": "pass" | "fail" | ..., "stderr_tail", "detail"}``; classify ``{"set": "label",
+    "predicted", "label"}``; reference ``{"set": "reference", "status": "scored", ...CodeBLEU
+    components}``; judge ``{"set": "judge", "order", "verdict", "status": "win" | "tie" |
+    "loss" | "unparsed"}``."""
     error: str | None = None
     """Why the answer could not be scored as intended (no code found, ...)."""
 
