@@ -57,6 +57,20 @@ def print_evaluation(result: EvaluationResult, title: str) -> None:
         "the SBS's cost."
     )
     console.print(d["cost_note"])
+    for name, r in d["routers"].items():
+        c = r["cascade"]
+        if c is not None:
+            depths = ", ".join(f"{k}: {share:.0%}" for k, share in enumerate(c["depth_share"], 1))
+            console.print(
+                f"cascade {name} at {c['default']}: prompts by models called {depths}; "
+                f"escalated {c['escalated']:.0%}; {c['attempts']:.2f} calls/prompt"
+            )
+    for v in d["verifier"]:
+        console.print(
+            f"verifier {v['model']}: visible tests on {v['with_visible_tests']:.0%} of "
+            f"{v['samples']} samples; agreement {number(v['agreement'])}, precision "
+            f"{number(v['precision'])} (hidden pass | visible pass), recall {number(v['recall'])}"
+        )
     for note in d["notes"]:
         console.print(f"note: {note}")
     for warning in d["warnings"]:
@@ -85,7 +99,8 @@ def eval_command(
         typer.Option(
             "--routers",
             help="Comma-separated router specs fitted on the train split, e.g. "
-            "random,sbs,knn,single:<model>; ALIAS=SPEC names one (knn40=knn).",
+            "random,sbs,knn,single:<model>; ALIAS=SPEC names one (knn40=knn); cascade: "
+            "fixed chains verified by visible tests (needs visible_score).",
         ),
     ] = None,
     router_dirs: Annotated[
@@ -100,7 +115,8 @@ def eval_command(
         typer.Option(
             "--policy",
             help="Comma-separated policies every router is swept under: utility, threshold, "
-            "affordability, tiers, budget (ALIAS=SPEC allowed).",
+            "affordability, tiers, budget, cascade (router-led, verified by visible tests; "
+            "ALIAS=SPEC allowed).",
         ),
     ] = "utility",
     param: Annotated[

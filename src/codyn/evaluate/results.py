@@ -9,12 +9,13 @@ from typing import Any
 import numpy as np
 
 from codyn.data.routing import RoutingData
+from codyn.evaluate.cascades import CascadeReport
 from codyn.evaluate.context import NAN, Context
 from codyn.evaluate.sweeps import PairCurve, Sweep
 from codyn.evaluate.table import INTERVAL_KEYS, METRIC_KEYS, METRICS, Metric
 from codyn.policy.base import FloatArray, IntArray
 
-BASELINE_FAMILIES = frozenset({"random", "oracle", "single", "cheapest", "sbs"})
+BASELINE_FAMILIES = frozenset({"random", "oracle", "single", "cheapest", "sbs", "cascade"})
 """Router families that learn nothing from prompts (no confidence examples, no collapse
 warning)."""
 
@@ -42,6 +43,8 @@ class RouterResult:
     warnings: list[str] = field(default_factory=list)
     description: str = ""
     """The router and policy with their parameters, e.g. ``KNNRouter(k=40, ...) + utility``."""
+    cascade: CascadeReport | None = None
+    """A cascade's depths, escalations and operating points (None for a router)."""
 
     def __getattr__(self, name: str) -> Any:
         metrics = self.__dict__.get("metrics", {})
@@ -88,6 +91,9 @@ class EvaluationResult:
     warnings: list[str]
     reference: str | None = None
     """The router every other one is compared with (``aiq_diff_vs_reference``), if any."""
+    verifier: list[dict[str, Any]] = field(default_factory=list)
+    """Per model, how far the visible tests' verdict agrees with the hidden tests' on test
+    (`codyn.evaluate.cascades.verifier_agreement`; only when a cascade was evaluated)."""
 
     @property
     def model_names(self) -> list[str]:
@@ -112,6 +118,7 @@ class EvaluationResult:
             "random": self.random,
             "oracle": self.router_dict(self.oracle),
             "reference": self.reference,
+            "verifier": self.verifier,
             "routers": {name: self.router_dict(r) for name, r in self.routers.items()},
         }
 
@@ -198,6 +205,7 @@ class EvaluationResult:
                 for k, c, q in zip(r.curve.knobs, cost, r.curve.qualities, strict=True)
             ],
             "binary_curve": [],
+            "cascade": None if r.cascade is None else r.cascade.to_dict(),
         }
         if r.pair is not None:
             p = r.pair

@@ -18,13 +18,22 @@ import numpy as np
 
 from codyn.data.routing import RoutingData
 from codyn.errors import CodynError, DataError
+from codyn.evaluate import cascades
 from codyn.evaluate.baselines import random_baseline, zero_router
-from codyn.evaluate.context import Context, build_context
+from codyn.evaluate.cascades import FIXED_CHAIN
+from codyn.evaluate.context import NAN, Context, build_context
 from codyn.evaluate.results import BASELINE_FAMILIES, EvaluationResult, RouterResult
-from codyn.evaluate.sweeps import default_choices, pair_curve, policy_sweep
+from codyn.evaluate.sweeps import Sweep, default_choices, pair_curve, policy_sweep
 from codyn.metrics.quality_cost import selection_share
-from codyn.metrics.stats import paired_bootstrap_aiq
-from codyn.policy import FixedPolicy, Policy, UtilityPolicy, make_policy, policy_param_names
+from codyn.metrics.stats import paired_bootstrap_aiq_cells
+from codyn.policy import (
+    CascadePolicy,
+    FixedPolicy,
+    Policy,
+    UtilityPolicy,
+    make_policy,
+    policy_param_names,
+)
 from codyn.policy.base import FloatArray
 from codyn.routers.base import Router
 from codyn.routers.registry import make_router
@@ -95,7 +104,11 @@ def evaluate(
     built = [(p.name, _policy(p, params, names, ctx)) for p in policy_entries]
     results: dict[str, RouterResult] = {}
     notes = list(test.notes)
+    replayed = _Replayed(train, test, ctx)
     for entry in router_entries:
+        if entry.spec == FIXED_CHAIN:
+            results[entry.name] = replayed.fixed_chain(entry.name, params.get(entry.name, {}))
+            continue
         if isinstance(entry.spec, Router) and hasattr(entry.spec, "model_names_"):
             notes.append(
                 f"{entry.name} was fitted before this evaluation (not on its train split): "
@@ -111,7 +124,10 @@ def evaluate(
         pair = pair_curve(predicted, ctx)
         for alias, policy in built:
             name = entry.name if len(built) == 1 else f"{entry.name}@{alias}"
-            results[name] = assess(name, router.family, alias, policy, predicted, ctx, pair)
+            if isinstance(policy, CascadePolicy):
+                results[name] = replayed.router_led(name, router.family, alias, policy, predicted)
+            else:
+                results[name] = assess(name, router.family, alias, policy, predicted, ctx, pair)
             results[name].description = f"{router!r} + {policy!r}"
     if reference is not None:
         _compare_with(results, reference, ctx)
@@ -142,6 +158,7 @@ def evaluate(
         notes=list(dict.fromkeys(notes)),
         warnings=_warnings(results, ctx),
         reference=reference,
+        verifier=replayed.verifier(),
     )
 
 
@@ -161,22 +178,113 @@ def assess(
     curve = policy_sweep(policy, predicted, ctx, costs=costs, n_points=n_points)
     chosen = default_choices(policy, predicted, ctx.model_costs if costs is None else costs)
     rows = np.arange(ctx.n_prompts)
-    result = RouterResult(
-        name=name,
-        family=family,
-        policy=policy_name,
-        learned=family not in BASELINE_FAMILIES,
-        predicted=predicted,
-        curve=curve,
-        pair=pair,
-        default_choices=chosen,
-        default_cost=float(np.nanmean(ctx.cost[rows, chosen])),
-        default_quality=float(ctx.score[rows, chosen].mean()),
-        selection_share=selection_share(chosen, ctx.score.shape[1]),
-        default_knob=policy.describe(),
+    return _measured(
+        RouterResult(
+            name=name,
+            family=family,
+            policy=policy_name,
+            learned=family not in BASELINE_FAMILIES,
+            predicted=predicted,
+            curve=curve,
+            pair=pair,
+            default_choices=chosen,
+            default_cost=float(np.nanmean(ctx.cost[rows, chosen])),
+            default_quality=float(ctx.score[rows, chosen].mean()),
+            selection_share=selection_share(chosen, ctx.score.shape[1]),
+            default_knob=policy.describe(),
+        ),
+        ctx,
     )
+
+
+def _measured(result: RouterResult, ctx: Context) -> RouterResult:
     result.measure(ctx)
     return result
+
+
+class _Replayed:
+    """Cascade rows of one evaluation: the recorded outcomes are read once, when a cascade
+    is first asked for (data without visible scores fails only then, in one line)."""
+
+    def __init__(self, train: RoutingData, test: RoutingData, ctx: Context) -> None:
+        self.train_data, self.test_data, self.ctx = train, test, ctx
+        self._test: cascades.Recorded | None = None
+        self.used = False
+
+    @property
+    def test(self) -> cascades.Recorded:
+        if self._test is None:
+            self._test = cascades.recorded(self.test_data, self.ctx.cost, "test")
+            self.used = True
+        return self._test
+
+    def fixed_chain(self, name: str, given: Mapping[str, Any]) -> RouterResult:
+        """The fixed-chain cascade row: chains searched on train (`cascades.ChainSearch`)."""
+        try:
+            search = cascades.ChainSearch(**given)
+        except TypeError as exc:
+            raise CodynError(
+                f"{name}: unknown parameter ({exc}); a fixed-chain cascade takes max_depth, "
+                "max_retries, thresholds"
+            ) from None
+        test = self.test
+        train = self.train_data
+        complete = np.flatnonzero(~np.isnan(train.score).any(axis=1))
+        if complete.size == 0:
+            raise DataError("no train prompt has a score for every model: no chain to choose")
+        train = train.take(complete)
+        cost = train.cost if self.ctx.cost_known else np.ones(train.score.shape)
+        recorded = cascades.recorded(train, cost, "train")
+        sbs_q = float(train.score[:, self.ctx.sbs].mean())
+        sweep, default, report = cascades.fixed_chain_sweep(recorded, test, self.ctx, search, sbs_q)
+        result = self._result(name, "cascade", "", sweep, default, report)
+        result.description = f"fixed-chain cascade, chains chosen on train ({search})"
+        return result
+
+    def router_led(
+        self, name: str, family: str, alias: str, policy: CascadePolicy, predicted: FloatArray
+    ) -> RouterResult:
+        sweep, default, report = cascades.router_led_sweep(policy, predicted, self.test, self.ctx)
+        result = self._result(name, family, alias, sweep, default, report, predicted)
+        result.learned = True
+        return result
+
+    def _result(
+        self,
+        name: str,
+        family: str,
+        policy_name: str,
+        sweep: Sweep,
+        default: int,
+        report: cascades.CascadeReport,
+        predicted: FloatArray | None = None,
+    ) -> RouterResult:
+        quality, cost = sweep.outcomes(self.ctx)
+        chosen = sweep.choices[default]
+        return _measured(
+            RouterResult(
+                name=name,
+                family=family,
+                policy=policy_name,
+                learned=False,
+                predicted=np.full(self.ctx.score.shape, NAN) if predicted is None else predicted,
+                curve=sweep,
+                pair=None,
+                default_choices=chosen,
+                default_cost=float(np.nanmean(cost[default])),
+                default_quality=float(quality[default].mean()),
+                selection_share=selection_share(chosen, self.ctx.score.shape[1]),
+                default_knob=report.default,
+                cascade=report,
+            ),
+            self.ctx,
+        )
+
+    def verifier(self) -> list[dict[str, Any]]:
+        """The visible/hidden agreement per model on test, when a cascade was evaluated."""
+        if not self.used:
+            return []
+        return cascades.verifier_agreement(self.test_data, self.ctx.model_names)
 
 
 def _complete_prompts(test: RoutingData) -> RoutingData:
@@ -285,14 +393,12 @@ def _compare_with(results: dict[str, RouterResult], reference: str, ctx: Context
         )
     if not ctx.cost_known:
         return  # no cost axis, no AIQ to compare
-    base = results[reference].curve.choices
+    base = results[reference].curve.outcomes(ctx)
     for name, result in results.items():
         if name != reference:
-            result.metrics["aiq_diff_vs_reference"] = paired_bootstrap_aiq(
-                result.curve.choices,
-                base,
-                ctx.score,
-                ctx.cost,
+            result.metrics["aiq_diff_vs_reference"] = paired_bootstrap_aiq_cells(
+                *result.curve.outcomes(ctx),
+                *base,
                 ctx.max_cost,
                 n_boot=ctx.n_boot,
                 seed=ctx.seed,

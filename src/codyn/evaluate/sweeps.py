@@ -15,19 +15,40 @@ import numpy as np
 
 from codyn.evaluate.context import Context
 from codyn.metrics.binary import pgr, strong_share_curve
-from codyn.metrics.quality_cost import curve_points
+from codyn.metrics.quality_cost import chosen_cells, curve_points
 from codyn.policy import Policy, ThresholdPolicy, decide, sweep_choices
 from codyn.policy.base import FloatArray, IntArray
 
 
 @dataclass
 class Sweep:
-    """One knob sweep on the test prompts: the choices and their mean cost and quality."""
+    """One knob sweep on the test prompts: the choices and their mean cost and quality.
+
+    A router's point is one model per prompt, so its per-prompt outcome is that cell of the
+    test matrices. A cascade's is not (it pays for every model it called): its sweep carries
+    the per-prompt ``outcome_quality`` / ``outcome_cost`` and the ``calls`` per model, and
+    ``choices`` holds the model whose answer was returned.
+    """
 
     knobs: FloatArray
     choices: IntArray  # n_points x n_prompts
     costs: FloatArray
     qualities: FloatArray
+    outcome_quality: FloatArray | None = None  # n_points x n_prompts
+    outcome_cost: FloatArray | None = None
+    calls: FloatArray | None = None  # n_points x n_models: calls made per model
+
+    def outcomes(self, ctx: Context) -> tuple[FloatArray, FloatArray]:
+        """Per-prompt quality and cost of every point (``n_points x n_prompts`` each)."""
+        if self.outcome_quality is not None and self.outcome_cost is not None:
+            return self.outcome_quality, self.outcome_cost
+        return chosen_cells(self.choices, ctx.score, ctx.cost)
+
+    def calls_at(self, point: int, n_models: int) -> FloatArray:
+        """Calls made to each model at one point (a router: one per prompt it sends there)."""
+        if self.calls is not None:
+            return self.calls[point]
+        return np.bincount(self.choices[point], minlength=n_models).astype(np.float64)
 
 
 @dataclass

@@ -19,11 +19,12 @@ from codyn.metrics.binary import apgr, cpt
 from codyn.metrics.curves import aiq
 from codyn.metrics.quality_cost import (
     best_quality_within,
+    chosen_cells,
     cost_to_match,
     normalised_cost,
     selection_entropy,
 )
-from codyn.metrics.stats import paired_bootstrap_aiq
+from codyn.metrics.stats import paired_bootstrap_aiq_cells
 
 if TYPE_CHECKING:
     from codyn.evaluate.results import RouterResult
@@ -112,8 +113,7 @@ def _codyn_cost_at_sbs_q(r: RouterResult, ctx: Context) -> float:
     point = _match_point(r, ctx)
     if point is None:
         return NAN
-    calls = np.bincount(r.curve.choices[point], minlength=ctx.score.shape[1])
-    return normalised_cost(calls, ctx.mean_test_cost)
+    return normalised_cost(r.curve.calls_at(point, ctx.score.shape[1]), ctx.mean_test_cost)
 
 
 def _best_quality_at_sbs_cost(r: RouterResult, ctx: Context) -> float:
@@ -141,11 +141,9 @@ def _on_pair(read: Callable[..., float]) -> Callable[[RouterResult, Context], fl
 def _aiq_diff_vs_zero(r: RouterResult, ctx: Context) -> tuple[float, float, float]:
     if not ctx.cost_known:
         return (NAN, NAN, NAN)
-    return paired_bootstrap_aiq(
-        r.curve.choices,
-        ctx.zero_choices,
-        ctx.score,
-        ctx.cost,
+    return paired_bootstrap_aiq_cells(
+        *r.curve.outcomes(ctx),
+        *chosen_cells(ctx.zero_choices, ctx.score, ctx.cost),
         ctx.max_cost,
         n_boot=ctx.n_boot,
         seed=ctx.seed,

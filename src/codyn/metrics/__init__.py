@@ -42,6 +42,7 @@ from codyn.metrics.stats import (
     bootstrap_interval,
     paired_bootstrap,
     paired_bootstrap_aiq,
+    paired_bootstrap_aiq_cells,
     random_mixture_curve,
     random_router,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "outcomes",
     "paired_bootstrap",
     "paired_bootstrap_aiq",
+    "paired_bootstrap_aiq_cells",
     "pass_at_k",
     "penalised_accuracy",
     "penalised_scores",

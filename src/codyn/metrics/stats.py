@@ -213,9 +213,7 @@ def _sweep_cells(choices: ArrayLike, score: ArrayLike, cost: ArrayLike) -> tuple
     ch = np.asarray(choices)
     if ch.ndim == 1:
         ch = ch[None]
-    s, c = chosen_cells(ch, score, cost)
-    known = ~np.isnan(c)
-    return s, np.where(known, c, 0.0), known.astype(np.float64)
+    return chosen_cells(ch, score, cost)
 
 
 def paired_bootstrap_aiq(
@@ -231,17 +229,54 @@ def paired_bootstrap_aiq(
     """Paired bootstrap over prompts of ``AIQ(a) - AIQ(b)``: ``(difference, lo, hi)``.
 
     ``choices_a`` (``p_a x n``) and ``choices_b`` (``p_b x n``) are two routers' sweeps on
-    the same prompts. Each resample draws prompt indices with replacement (the same for both
-    routers), recomputes every sweep point's mean quality and cost, and both AIQs.
-    ``max_cost`` (the cost axis of RouterBench's AIQ) stays fixed at the full-sample value so
-    all resamples share one axis. Resamples are drawn as multiplicity counts, so a sweep's
-    points come from one matrix product (1000 x 5000 prompts x 50 points: about a second).
+    the same prompts; `paired_bootstrap_aiq_cells` on the chosen cells.
     """
-    sa, ca, ka = _sweep_cells(choices_a, score, cost)
-    sb, cb, kb = _sweep_cells(choices_b, score, cost)
+    return paired_bootstrap_aiq_cells(
+        *_sweep_cells(choices_a, score, cost),
+        *_sweep_cells(choices_b, score, cost),
+        max_cost,
+        n_boot=n_boot,
+        seed=seed,
+        confidence=confidence,
+    )
+
+
+def paired_bootstrap_aiq_cells(
+    quality_a: ArrayLike,
+    cost_a: ArrayLike,
+    quality_b: ArrayLike,
+    cost_b: ArrayLike,
+    max_cost: float,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> tuple[float, float, float]:
+    """Paired bootstrap over prompts of ``AIQ(a) - AIQ(b)`` from per-prompt outcomes.
+
+    ``quality_a`` / ``cost_a`` (``p_a x n``) are the quality and cost each of a's ``p_a``
+    sweep points got on each prompt (a router: its chosen cell; a cascade: the answer it
+    returned and every call it paid for); NaN cost = unknown, left out of that point's mean.
+    Each resample draws prompt indices with replacement (the same for both), recomputes every
+    point's mean quality and cost, and both AIQs. ``max_cost`` (the cost axis of
+    RouterBench's AIQ) stays fixed so all resamples share one axis. Resamples are drawn as
+    multiplicity counts, so a sweep's points come from one matrix product (1000 x 5000
+    prompts x 50 points: about a second).
+    """
+
+    def cells(quality: ArrayLike, cost: ArrayLike) -> tuple[FloatArray, ...]:
+        s, c = np.atleast_2d(np.asarray(quality, float)), np.atleast_2d(np.asarray(cost, float))
+        if s.shape != c.shape:
+            raise ValueError(f"quality {s.shape} and cost {c.shape} must have one shape")
+        known = ~np.isnan(c)
+        return s, np.where(known, c, 0.0), known.astype(np.float64)
+
+    sa, ca, ka = cells(quality_a, cost_a)
+    sb, cb, kb = cells(quality_b, cost_b)
     n = sa.shape[1]
     if n == 0:
         raise ValueError("no prompts")
+    if sb.shape[1] != n:
+        raise ValueError(f"a has {n} prompts, b has {sb.shape[1]}")
 
     def curve_aiq(w: FloatArray, s: FloatArray, c: FloatArray, k: FloatArray) -> FloatArray:
         q = w @ s.T / n

@@ -23,6 +23,7 @@ from codyn.policy.calibrate import (
     calibrate,
     calibrate_with_guarantee,
 )
+from codyn.policy.cascade import CascadePolicy, simulate_cascade
 from codyn.policy.decision import decide, full_grid, rank, sweep_choices
 from codyn.policy.fixed import FixedPolicy
 from codyn.policy.threshold import ThresholdPolicy
@@ -34,6 +35,7 @@ __all__ = [
     "AffordabilityPolicy",
     "BudgetPolicy",
     "Calibration",
+    "CascadePolicy",
     "FixedPolicy",
     "GuaranteedCalibration",
     "Policy",
@@ -50,5 +52,6 @@ __all__ = [
     "policy_param_names",
     "rank",
     "register_policy",
+    "simulate_cascade",
     "sweep_choices",
 ]

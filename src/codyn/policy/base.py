@@ -29,7 +29,7 @@ as a flip point reproduces the flip despite rounding; ties go to the cheaper mod
 
 POLICIES: Registry[type[Policy]] = Registry("policy", "codyn.policy", plural="policies")
 """Every decision rule by name: ``utility``, ``threshold``, ``affordability``, ``tiers``,
-``budget``, ``fixed``."""
+``budget``, ``fixed``, ``cascade``."""
 
 P = TypeVar("P", bound="type[Policy]")
 
@@ -134,8 +134,14 @@ def make_policy(
             f"{', '.join(accepted) or 'nothing'}"
         )
     for field in cls.model_params:
-        if isinstance(params.get(field), str):
-            params[field] = _model_index(params[field], model_names, f"{name}.{field}")
+        value = params.get(field)
+        if isinstance(value, str):
+            params[field] = _model_index(value, model_names, f"{name}.{field}")
+        elif isinstance(value, (list, tuple)):
+            params[field] = tuple(
+                _model_index(v, model_names, f"{name}.{field}") if isinstance(v, str) else v
+                for v in value
+            )
     try:
         return cls(**params)
     except (TypeError, ValueError) as exc:
@@ -149,6 +155,8 @@ def policy_config(policy: Policy, model_names: Sequence[str]) -> dict[str, Any]:
     for key, value in policy.params().items():
         if key in policy.model_params and isinstance(value, (int, np.integer)):
             value = model_names[int(value)]
+        elif key in policy.model_params and isinstance(value, tuple):
+            value = [model_names[int(v)] for v in value]
         elif callable(value):
             raise CodynError(f"policy {policy.name!r}: {key} is a function and cannot be saved")
         elif isinstance(value, tuple):

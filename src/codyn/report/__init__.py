@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 import codyn
 from codyn.evaluate import EvaluationResult, RouterResult
-from codyn.evaluate.table import number, significant
+from codyn.evaluate.table import number, percent, significant
 from codyn.report.figures import cost_quality_figure, pgr_figure, quality_figure, selection_figure
 from codyn.report.template import PAGE
 
@@ -152,6 +152,13 @@ def write_report(result: EvaluationResult, directory: str | Path, *, title: str)
             warnings=d["warnings"],
             figures=rendered,
             confidence=confidence,
+            cascades=[
+                {"name": name, **r.cascade.to_dict()}
+                for name, r in result.routers.items()
+                if r.cascade is not None
+            ],
+            verifier=d["verifier"],
+            percent=percent,
             fmt=number,
             significant=significant,
             version=codyn.__version__,

@@ -56,6 +56,36 @@ Files: <code>{{ fig.name }}.png</code>, <code>{{ fig.name }}.svg</code>.</p>
 <td>{{ fmt(m.norm_cost) }}</td><td>{{ fmt(m.aiq) }}</td></tr>
 {% endfor %}</table>
 
+{% if cascades %}
+<h2>Cascades: how far they escalated</h2>
+<p class="note">At each cascade's default point: the share of test prompts whose cascade
+called 1, 2, ... models, the share with more than one call, calls and seconds of model calls
+per prompt (the sandbox's time per attempt is extra: <code>codyn bench sandbox</code>).</p>
+<table id="cascades">
+<tr><th>row</th><th>default point</th><th>prompts by models called</th><th>escalated</th>
+<th>calls/prompt</th><th>model seconds/prompt</th></tr>
+{% for c in cascades %}<tr><td>{{ c.name }}</td><td>{{ c.default }}</td>
+<td>{% for share in c.depth_share %}{{ loop.index }}: {{ percent(share) }}{% if not loop.last %},
+{% endif %}{% endfor %}</td><td>{{ percent(c.escalated) }}</td><td>{{ fmt(c.attempts, 2) }}</td>
+<td>{{ fmt(c.latency_s, 2) }}</td></tr>
+{% endfor %}</table>
+{% endif %}
+
+{% if verifier %}
+<h2>How far the visible tests can be trusted</h2>
+<p class="note">Per model, over its test samples with visible tests: how often the visible
+verdict (all visible tests pass) agrees with the hidden one; precision = P(hidden pass |
+visible pass), how safe an accepted answer is; recall = P(visible pass | hidden pass).</p>
+<table id="verifier">
+<tr><th>model</th><th>samples</th><th>with visible tests</th><th>visible pass</th>
+<th>hidden pass</th><th>agreement</th><th>precision</th><th>recall</th></tr>
+{% for v in verifier %}<tr><td><code>{{ v.model }}</code></td><td>{{ v.samples }}</td>
+<td>{{ percent(v.with_visible_tests) }}</td><td>{{ fmt(v.visible_pass) }}</td>
+<td>{{ fmt(v.hidden_pass) }}</td><td>{{ fmt(v.agreement) }}</td><td>{{ fmt(v.precision) }}</td>
+<td>{{ fmt(v.recall) }}</td></tr>
+{% endfor %}</table>
+{% endif %}
+
 {% if confidence %}
 <h2>What the learned routers are sure and unsure about</h2>
 <p class="note">Confidence = margin between the two best predicted qualities (MBPP routing
