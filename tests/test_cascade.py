@@ -179,6 +179,8 @@ def test_fixed_chain_cascade_in_evaluate() -> None:
     assert sweep.qualities[at] > q_strong and sweep.costs[at] < 10
     assert row.cost_to_match_sbs < 1.0 and row.best_quality_at_sbs_cost > q_strong
     assert row.metrics["aiq_diff_vs_zero"][1] > 0  # paired interval above the zero router
+    diff, lo, hi = result.oracle.metrics["aiq_diff_vs_reference"]  # the oracle against it
+    assert lo <= diff <= hi and np.isclose(diff, result.oracle.aiq - row.aiq)
     assert sum(row.cascade.depth_share) == pytest.approx(1.0)
     verifier = {v["model"]: v for v in result.verifier}
     assert verifier["cheap"]["agreement"] == 1.0 and verifier["strong"]["precision"] == 1.0

@@ -47,7 +47,7 @@ def test_rows_are_written_with_their_json_columns(log: DecisionLog) -> None:
     first = rows[-1]
     assert first["predicted"] == {"smollm2": 0.4, "qwen-coder": 0.9}
     assert first["attempts"][0]["model"] == "qwen-coder" and first["fallback"] is True
-    assert first["format_version"] == 1 and first["status"] == 200
+    assert first["format_version"] == 2 and first["status"] == 200
 
 
 def test_a_row_written_twice_is_stored_once(log: DecisionLog) -> None:

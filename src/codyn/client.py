@@ -8,8 +8,11 @@ A drop-in for ``openai.OpenAI`` where chat completions are concerned::
 
 ``model`` is a route, ``codyn/<route>:<knob>`` or a catalog model, exactly as for ``codyn
 serve``; the same decision and the same fallbacks run, and answers come back as the openai
-package's own ``ChatCompletion`` / ``ChatCompletionChunk`` objects. No decision log, keys or
-budgets: those belong to the proxy.
+package's own ``ChatCompletion`` / ``ChatCompletionChunk`` objects. A route with ``verify``
+checks each answer against the request's tests and escalates as the proxy does
+(``extra_body={"codyn": {"tests": [...]}}`` passes tests explicitly;
+`Client.last_verification` says what happened). No decision log, keys or budgets: those
+belong to the proxy.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from openai.types import Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from codyn.errors import CodynError
+from codyn.serve import verify
 from codyn.serve.backends import (
     call_kwargs,
     chunk_payload,
@@ -31,7 +35,7 @@ from codyn.serve.backends import (
 )
 from codyn.serve.backends import litellm as _litellm
 from codyn.serve.config import Config, load_config
-from codyn.serve.routing import Decision, Gateway, model_ids
+from codyn.serve.routing import Decision, Gateway, Route, model_ids, routed_text
 
 
 class AllModelsFailed(CodynError):
@@ -51,6 +55,9 @@ class Client:
         self.gateway = Gateway(self.config)
         self.chat = _Chat(self)
         self.models = _Models(self.config)
+        self.last_verification: dict[str, Any] | None = None
+        """What the latest verified request did: ``outcome``, ``attempts``
+        (``smollm2:fail,qwen-coder:pass``) and ``verify_ms`` (the proxy's headers)."""
 
     def decide(
         self, model: str, messages: list[dict[str, Any]], conversation: str | None = None
@@ -59,7 +66,13 @@ class Client:
         return self.gateway.decide(model, messages, conversation)
 
     def _complete(self, body: dict[str, Any], conversation: str | None) -> Any:
+        extra = body.pop("codyn", None)
         decision = self.decide(body["model"], body["messages"], conversation)
+        route = self.gateway.routes.get(decision.route)
+        if route is not None and route.spec.verify is not None:
+            tests = verify.request_tests(extra, routed_text(body["messages"], 1))
+            if tests:
+                return self._verified(route, decision, body, tests, conversation)
         stream = bool(body.get("stream"))
         errors: list[tuple[str, BaseException]] = []
         for name in decision.ranking:
@@ -77,6 +90,67 @@ class Client:
                 return _chunks(name, first, response, usage)
             return ChatCompletion.model_validate(response_payload(response, name))
         raise AllModelsFailed(errors)
+
+    def _verified(
+        self,
+        route: Route,
+        decision: Decision,
+        body: dict[str, Any],
+        tests: list[str],
+        conversation: str | None,
+    ) -> Any:
+        """The proxy's verify-then-escalate walk (`codyn.serve.verify.VerifiedRun`), blocking.
+        A stream gets the verified answer's chunks once it passed."""
+        spec = route.spec.verify
+        assert spec is not None
+        plain = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+        run = verify.VerifiedRun(decision.ranking, route.policy, spec.max_attempts)
+        errors: list[tuple[str, BaseException]] = []
+        for name in run:
+            try:
+                response = _litellm.completion(**call_kwargs(self.config, name, plain, False))
+            except Exception as exc:
+                if not may_fall_back(exc):
+                    raise
+                errors.append((name, exc))
+                continue
+            payload = response_payload(response, name)
+            run.record(
+                payload,
+                verify.check_answer(
+                    name,
+                    verify.answer_text(payload),
+                    tests,
+                    timeout_s=spec.timeout_s,
+                    unsafe_local=spec.unsafe_local,
+                ),
+            )
+        if not run.answers:
+            raise AllModelsFailed(errors)
+        payload, verdict = run.answer()
+        self.gateway.answered(decision, conversation, verdict.model)
+        self.last_verification = {
+            "outcome": run.outcome,
+            "attempts": run.header,
+            "verify_ms": run.verify_ms,
+        }
+        if body.get("stream"):
+            choice = (payload.get("choices") or [{}])[0]
+            base = {k: payload.get(k) for k in ("id", "created", "model")}
+            base["object"] = "chat.completion.chunk"
+            delta = {"role": "assistant", "content": verify.answer_text(payload)}
+            finish = choice.get("finish_reason") or "stop"
+            return iter(
+                [
+                    ChatCompletionChunk.model_validate(
+                        {**base, "choices": [{"index": 0, "delta": delta}]}
+                    ),
+                    ChatCompletionChunk.model_validate(
+                        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
+                    ),
+                ]
+            )
+        return ChatCompletion.model_validate(payload)
 
 
 def _chunks(model: str, first: Any, rest: Iterator[Any], usage: bool) -> Iterator[Any]:
@@ -100,12 +174,13 @@ class _Completions:
         model: str,
         messages: list[dict[str, Any]],
         conversation: str | None = None,
+        extra_body: dict[str, Any] | None = None,
         **params: Any,
     ) -> Any:
         """Like ``openai.OpenAI().chat.completions.create``; ``conversation`` keeps a sticky
         route's conversation on one model. Streams return an iterator of chunks."""
         return self._client._complete(
-            {"model": model, "messages": messages, **params}, conversation
+            {"model": model, "messages": messages, **params, **(extra_body or {})}, conversation
         )
 
 

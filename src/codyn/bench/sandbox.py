@@ -4,7 +4,9 @@ A trivial Python program runs ``n`` times in the sandbox, each run paired with a
 ``subprocess`` run of the same file by the same interpreter; the difference is the sandbox's
 start-up overhead (bubblewrap, namespaces, cgroups, the supervisor). Also reported: sandboxed
 runs per second one after another, and the tests per second `run_tests` gets when one process
-runs many tests. Numbers depend on the machine and its load: printed, never asserted.
+runs many tests, and what one verified attempt of the proxy costs (`codyn.serve.verify.
+check_answer`: the code extracted from a model-style answer, three asserts run in one sandboxed
+process). Numbers depend on the machine and its load: printed, never asserted.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 from codyn.errors import CodynError
 
 PROGRAM = "print('ok')\n"
+ANSWER = "Here is the function:\n```python\ndef add(a, b):\n    return a + b\n```\n"
+ANSWER_TESTS = ["assert add(2, 3) == 5", "assert add(-1, 1) == 0", "assert add(0, 0) == 0"]
 TESTS = 50
 """Trivial tests in the `run_tests` timing (one sandboxed process runs them all)."""
 
@@ -29,6 +33,7 @@ def bench_sandbox(n: int = 50, n_warmup: int = 3) -> dict[str, Any]:
 
     from codyn.sandbox import Limits, require_sandbox, run_program, run_tests
     from codyn.sandbox.settings import sandbox_python
+    from codyn.serve.verify import check_answer
 
     if n < 1 or n_warmup < 0:
         raise CodynError("n must be positive and n_warmup non-negative")
@@ -56,11 +61,20 @@ def bench_sandbox(n: int = 50, n_warmup: int = 3) -> dict[str, Any]:
             if outcome.status != "pass":
                 raise CodynError(f"the sandboxed run did not pass: {outcome}")
 
+        def verified() -> None:
+            verdict = check_answer("bench", ANSWER, ANSWER_TESTS, timeout_s=5, unsafe_local=False)
+            if verdict.status != "pass":
+                raise CodynError(f"the verified attempt did not pass: {verdict}")
+
         for _ in range(n_warmup):
             sandboxed()
             plain()
-        boxed_s, plain_s = np.empty(n), np.empty(n)
+            verified()
+        boxed_s, plain_s, verify_s = np.empty(n), np.empty(n), np.empty(n)
         for i in range(n):
+            start = time.perf_counter()
+            verified()
+            verify_s[i] = time.perf_counter() - start
             start = time.perf_counter()
             sandboxed()
             boxed_s[i] = time.perf_counter() - start
@@ -87,6 +101,8 @@ def bench_sandbox(n: int = 50, n_warmup: int = 3) -> dict[str, Any]:
         "plain_p99_ms": float(np.percentile(plain_ms, 99)),
         "overhead_p50_ms": float(np.percentile(over_ms, 50)),
         "overhead_p99_ms": float(np.percentile(over_ms, 99)),
+        "verify_p50_ms": float(np.percentile(verify_s * 1000, 50)),
+        "verify_p99_ms": float(np.percentile(verify_s * 1000, 99)),
         "run_tests_tests": TESTS,
         "run_tests_per_s": TESTS / tests_s,
     }

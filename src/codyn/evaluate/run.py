@@ -129,8 +129,11 @@ def evaluate(
             else:
                 results[name] = assess(name, router.family, alias, policy, predicted, ctx, pair)
             results[name].description = f"{router!r} + {policy!r}"
-    if reference is not None:
-        _compare_with(results, reference, ctx)
+    if replayed.used:
+        notes.append(
+            "a cascade calls several models and runs each answer's visible tests, so it can pass "
+            "the oracle, which picks one model per prompt (on its mean score) without calling it"
+        )
     oracle_pair = pair_curve(test.score, ctx)
     oracle = assess(
         "oracle", "oracle", "utility", UtilityPolicy(), test.score, ctx, oracle_pair,
@@ -138,6 +141,8 @@ def evaluate(
     )  # fmt: skip
     sbs_predicted = np.eye(len(names))[np.full(test.n_prompts, ctx.sbs)]
     sbs = assess("sbs", "sbs", "fixed", FixedPolicy(model=ctx.sbs), sbs_predicted, ctx, None)
+    if reference is not None:
+        _compare_with(results, reference, ctx, baselines=(oracle, sbs))
     return EvaluationResult(
         train=train,
         test=test,
@@ -385,8 +390,14 @@ def _policy(
     return make_policy(spec, names, **{**defaults, **given})
 
 
-def _compare_with(results: dict[str, RouterResult], reference: str, ctx: Context) -> None:
-    """Set every other row's ``aiq_diff_vs_reference`` (paired bootstrap on test prompts)."""
+def _compare_with(
+    results: dict[str, RouterResult],
+    reference: str,
+    ctx: Context,
+    baselines: Sequence[RouterResult] = (),
+) -> None:
+    """Set every other row's ``aiq_diff_vs_reference`` (paired bootstrap on test prompts),
+    the oracle's and the SBS's too."""
     if reference not in results:
         raise CodynError(
             f"reference {reference!r} is not one of the routers evaluated: {', '.join(results)}"
@@ -394,8 +405,8 @@ def _compare_with(results: dict[str, RouterResult], reference: str, ctx: Context
     if not ctx.cost_known:
         return  # no cost axis, no AIQ to compare
     base = results[reference].curve.outcomes(ctx)
-    for name, result in results.items():
-        if name != reference:
+    for result in [*results.values(), *baselines]:
+        if result is not results[reference]:
             result.metrics["aiq_diff_vs_reference"] = paired_bootstrap_aiq_cells(
                 *result.curve.outcomes(ctx),
                 *base,

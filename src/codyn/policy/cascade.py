@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -28,11 +28,13 @@ from codyn.policy.base import FloatArray, IntArray, Policy, check_inputs, regist
 from codyn.policy.decision import rank
 from codyn.policy.utility import UtilityPolicy
 
+M = TypeVar("M")
 
-def cascade_steps(order: Sequence[int], depth: int, retries: int) -> list[tuple[int, int]]:
-    """``(model, sample)`` attempts in order: the first ``depth`` models of ``order``, each
-    ``1 + retries`` times."""
-    return [(int(model), sample) for model in order[:depth] for sample in range(retries + 1)]
+
+def cascade_steps(order: Sequence[M], depth: int, retries: int) -> list[tuple[M, int]]:
+    """``(model, sample)`` attempts in order: the first ``depth`` models of ``order`` (indices
+    or names), each ``1 + retries`` times."""
+    return [(model, sample) for model in order[:depth] for sample in range(retries + 1)]
 
 
 def accepts(visible: float | None, threshold: float) -> bool:

@@ -48,6 +48,22 @@ class CalibrationTarget(_Strict):
         return self
 
 
+class VerifySpec(_Strict):
+    """Run each answer's code against the request's own tests before returning it, and
+    escalate along the policy's ranking when it fails (`codyn.serve.verify`)."""
+
+    tests: Literal["auto"] = "auto"
+    """``auto``: the tests the request carries (``codyn.tests`` in the body, else assert lines
+    and doctest examples in the latest user message); a request without any is routed as
+    without verification."""
+    max_attempts: Annotated[int, Field(ge=1)] = 3
+    """Answers generated at most, over every model (and a cascade policy's retries)."""
+    timeout_s: Positive = 5.0
+    """CPU and wall seconds per test in the sandbox."""
+    unsafe_local: bool = False
+    """Run the code without bubblewrap where it is unavailable (never on a shared machine)."""
+
+
 class RouteSpec(_Strict):
     """A named route: a trained router, the policy that decides on its predictions, and what
     happens when the chosen model fails."""
@@ -56,7 +72,8 @@ class RouteSpec(_Strict):
     """Directory written by ``codyn train`` (router.json, weights.npz, policy.json)."""
     policy: str | dict[str, Any] | None = None
     """A policy name (``utility``, ``threshold``, ``affordability``, ``tiers``, ``budget``,
-    ``fixed``) or ``{name: ..., <parameter>: ...}``; default: the router's saved policy."""
+    ``fixed``, ``cascade``) or ``{name: ..., <parameter>: ...}``; default: the router's saved
+    policy."""
     knob: float | None = None
     """The policy's knob (lambda for ``utility``, alpha for ``threshold``, ...); default: the
     router's saved (calibrated) knob when the route uses the saved policy, else the policy's
@@ -74,6 +91,8 @@ class RouteSpec(_Strict):
     """Keep one conversation (header ``x-codyn-conversation``) on the model that answered it."""
     turns: Annotated[int, Field(ge=1)] = 1
     """How many of the latest user messages the router reads."""
+    verify: VerifySpec | None = None
+    """Verify answers against the request's tests, escalating on failure (None: never)."""
 
     _resolve = field_validator("router")(relative_to_config)
 

@@ -53,6 +53,9 @@ def summary(proxy: Proxy) -> dict[str, Any]:
             .group_by(c.model)
             .order_by(func.count().desc())
         ).all()
+        checked = connection.execute(
+            select(c.verify, func.count()).where(c.verify.is_not(None)).group_by(c.verify)
+        ).all()
         recent = connection.execute(
             select(c.decision_ms, c.latency_ms, c.backend_ms, c.stream)
             .order_by(c.created_at.desc())
@@ -62,7 +65,7 @@ def summary(proxy: Proxy) -> dict[str, Any]:
             select(
                 c.created_at, c.route, c.chosen, c.model, c.predicted, c.decision_ms,
                 c.latency_ms, c.tokens_in, c.tokens_out, c.cost_usd, c.status, c.fallback,
-                c.error,
+                c.error, c.verify,
             )
             .order_by(c.created_at.desc())
             .limit(LATEST)
@@ -85,6 +88,7 @@ def summary(proxy: Proxy) -> dict[str, Any]:
             "savings_usd": float(strongest - spend),
             "savings_share": float(1 - spend / strongest) if strongest else None,
         },
+        "verify": _verify_shares(dict(checked)),
         "models": [
             {"model": model, "requests": n, "share": n / answered, "spend_usd": float(cost)}
             for model, n, cost in per_model
@@ -102,6 +106,19 @@ def summary(proxy: Proxy) -> dict[str, Any]:
             "buffered_rows": proxy.log.buffered,
             "dropped_rows": stats.dropped,
         },
+    }
+
+
+VERIFY_OUTCOMES = ("verified", "escalated", "unresolved", "unverifiable")
+
+
+def _verify_shares(counts: dict[str, int]) -> dict[str, Any]:
+    """Requests on verifying routes by outcome (`codyn.serve.verify.outcome`), and shares."""
+    total = sum(counts.values())
+    return {
+        "requests": total,
+        **{k: int(counts.get(k, 0)) for k in VERIFY_OUTCOMES},
+        "share": {k: counts.get(k, 0) / total if total else None for k in VERIFY_OUTCOMES},
     }
 
 
@@ -165,6 +182,9 @@ svg{width:100%;height:120px;display:block}.lat td{padding:3px 6px}
   <div class="note" id="savings-usd"></div></div>
  <div class="card"><div class="label">Fallbacks</div><div class="value" id="fallbacks">-</div>
   <div class="note">answered by a later model</div></div>
+ <div class="card"><div class="label">Verified / escalated / unverifiable</div>
+  <div class="value" id="verify">-</div><div class="note" id="verify-note">routes with
+  verify: answers run against the request's tests</div></div>
  <div class="card"><div class="label">Decision p50 / p95</div>
   <div class="value" id="decision">-</div>
   <div class="note">ms, router + policy</div></div>
@@ -201,6 +221,11 @@ function render(d) {
   $("savings").textContent = t.savings_share === null ? "-" : fmt(100 * t.savings_share, 1) + "%";
   $("savings-usd").textContent = usd(t.savings_usd) + " saved";
   $("fallbacks").textContent = t.fallbacks;
+  const V = d.verify, pc = (k) => V.share[k] === null ? "-" : fmt(100 * V.share[k], 0) + "%";
+  $("verify").textContent = V.requests ? pc("verified") + " / " + pc("escalated") + " / "
+    + pc("unverifiable") : "-";
+  $("verify-note").textContent = V.requests ? V.requests + " verifying requests; "
+    + V.unresolved + " with no passing answer" : "no verifying route used yet";
   const L = d.latency_ms;
   $("decision").textContent = fmt(L.decision.p50, 2) + " / " + fmt(L.decision.p95, 2);
   const models = $("models"); models.replaceChildren();
@@ -228,6 +253,8 @@ function render(d) {
     const m = el("td", "", x.model || "-");
     if (x.fallback) { m.appendChild(document.createTextNode(" "));
       m.appendChild(el("span", "tag fb", "fallback from " + x.chosen)); }
+    if (x.verify) { m.appendChild(document.createTextNode(" "));
+      m.appendChild(el("span", "tag verify", x.verify)); }
     r.appendChild(m);
     const p = el("td");
     for (const [name, v] of Object.entries(x.predicted || {})) {

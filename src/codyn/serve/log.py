@@ -36,12 +36,15 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2 adds ``verify`` and ``verify_ms`` to the decisions and the ``codyn_attempts`` table."""
 FLUSH_INTERVAL_S = 0.2
 """A row waits at most about this long before it is written: one transaction per interval (or
 per full batch) instead of one per request, which a busy proxy would feel."""
@@ -75,7 +78,32 @@ decisions = Table(
     Column("error", Text),
     Column("stream", Boolean, nullable=False),
     Column("conversation", String(200)),
+    Column("verify", String(20), index=True),
+    Column("verify_ms", Float),
 )
+attempts = Table(
+    "codyn_attempts",
+    metadata,
+    Column("request_id", String(36), primary_key=True),
+    Column("n", Integer, primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("route", String(200)),
+    Column("model", String(200), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("passed", Integer),
+    Column("tests", Integer),
+    Column("tokens_in", Integer),
+    Column("tokens_out", Integer),
+    Column("cost_usd", Float),
+    Column("backend_ms", Float),
+    Column("verify_ms", Float),
+    Column("error", Text),
+)
+"""One row per answer a request asked for (verified attempts and failed fallbacks alike),
+keyed by the request's id and the attempt's number: what each call cost and what its check
+said."""
+ADDED_COLUMNS = {"verify": "VARCHAR(20)", "verify_ms": "FLOAT"}
+"""Columns of format 2 that a format-1 decisions table gets on connect (all nullable)."""
 
 
 @dataclass
@@ -102,17 +130,42 @@ class DecisionRow:
     latency_ms: float | None = None
     backend_ms: float | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
-    """Every model tried before the one that answered: ``{"model", "error"}``."""
+    """Every answer asked for: a failed call ``{"model", "error"}``; with verification also
+    each checked answer ``{"model", "outcome", "passed", "tests", "tokens_in", "tokens_out",
+    "cost_usd", "backend_ms", "verify_ms"}``. Each is a row of ``codyn_attempts``."""
     status: int = 200
     error: str | None = None
     stream: bool = False
     conversation: str | None = None
+    verify: str | None = None
+    """``verified``, ``escalated``, ``unresolved`` or ``unverifiable`` (no tests); None when
+    the route does not verify (`codyn.serve.verify.outcome`)."""
+    verify_ms: float | None = None
+    """Sandbox time over every checked answer."""
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def fallback(self) -> bool:
-        """A later model of the ranking answered."""
-        return bool(self.attempts) and self.model is not None
+        """A later model of the ranking answered after a failed call."""
+        return self.model is not None and any("error" in a for a in self.attempts)
+
+    def attempt_rows(self) -> list[dict[str, Any]]:
+        """The ``codyn_attempts`` rows of this request."""
+        keys = ("passed", "tests", "tokens_in", "tokens_out", "cost_usd", "backend_ms")
+        return [
+            {
+                "request_id": self.id,
+                "n": n,
+                "created_at": self.created_at,
+                "route": self.route,
+                "model": a["model"],
+                "outcome": a.get("outcome", "error"),
+                **{k: a.get(k) for k in keys},
+                "verify_ms": a.get("verify_ms"),
+                "error": a.get("error"),
+            }
+            for n, a in enumerate(self.attempts)
+        ]
 
     def values(self) -> dict[str, Any]:
         values = asdict(self)
@@ -120,6 +173,7 @@ class DecisionRow:
         values["attempts"] = json.dumps(self.attempts) if self.attempts else None
         values["fallback"] = self.fallback
         values["format_version"] = FORMAT_VERSION
+        values["attempt_rows"] = self.attempt_rows()
         return values
 
 
@@ -145,6 +199,24 @@ def _insert(engine: Engine) -> Any:
     if dialect is None:
         raise ValueError(f"decision log supports SQLite and PostgreSQL, not {engine.dialect.name}")
     return dialect.insert(decisions).on_conflict_do_nothing(index_elements=["id"])
+
+
+def _insert_attempts(engine: Engine) -> Any:
+    dialect = {"sqlite": sqlite, "postgresql": postgresql}[engine.dialect.name]
+    return dialect.insert(attempts).on_conflict_do_nothing(index_elements=["request_id", "n"])
+
+
+def create_tables(engine: Engine) -> None:
+    """Create the tables, and add format 2's columns to a format-1 decisions table."""
+    metadata.create_all(engine)
+    present = {c["name"] for c in inspect(engine).get_columns(decisions.name)}
+    missing = [name for name in ADDED_COLUMNS if name not in present]
+    if missing:
+        with engine.begin() as connection:
+            for name in missing:
+                connection.execute(
+                    text(f"ALTER TABLE {decisions.name} ADD COLUMN {name} {ADDED_COLUMNS[name]}")
+                )
 
 
 @dataclass
@@ -237,13 +309,17 @@ class DecisionLog:
                 rows = list(itertools.islice(self._rows, self.batch))
             try:
                 if not connected:
-                    metadata.create_all(self.engine)
+                    create_tables(self.engine)
                     if self._on_connect is not None:
                         self._on_connect(self.engine)
                     connected = True
                 if rows:
+                    tried = [a for row in rows for a in row["attempt_rows"]]
+                    plain = [{k: v for k, v in r.items() if k != "attempt_rows"} for r in rows]
                     with self.engine.begin() as connection:
-                        connection.execute(_insert(self.engine), rows)
+                        connection.execute(_insert(self.engine), plain)
+                        if tried:
+                            connection.execute(_insert_attempts(self.engine), tried)
             except (SQLAlchemyError, OSError) as exc:
                 connected = False
                 self.stats.database_up = False
@@ -285,6 +361,12 @@ class DecisionLog:
             for column in ("predicted", "attempts"):
                 row[column] = None if row[column] is None else json.loads(row[column])
         return result
+
+    def attempt_rows(self, request_id: str) -> list[dict[str, Any]]:
+        """The ``codyn_attempts`` rows of one request, in order."""
+        query = select(attempts).where(attempts.c.request_id == request_id).order_by(attempts.c.n)
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
 
     def count(self) -> int:
         with self.engine.connect() as connection:

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from codyn.errors import CodynError
+from codyn.serve import verify
 from codyn.serve.auth import AuthError, BudgetExceeded, Keys
 from codyn.serve.backends import (
     Backends,
@@ -33,7 +34,15 @@ from codyn.serve.backends import (
 from codyn.serve.config import Config
 from codyn.serve.log import DecisionLog, DecisionRow
 from codyn.serve.metrics import Metrics
-from codyn.serve.routing import PASSTHROUGH, BadModelSpec, Decision, Gateway, UnknownModel
+from codyn.serve.routing import (
+    PASSTHROUGH,
+    BadModelSpec,
+    Decision,
+    Gateway,
+    Route,
+    UnknownModel,
+    routed_text,
+)
 
 logger = logging.getLogger("codyn.serve")
 
@@ -125,12 +134,20 @@ class Proxy:
         try:
             row.key_name = self.authenticate(authorization)
             request = parse_chat_request(await read_body())
+            extra = request.pop("codyn", None)
             row.requested, row.stream = request["model"], bool(request.get("stream"))
             self._check_budget(row.key_name)
             decision = self._decide(request, row.conversation)
             row.route, row.chosen, row.knob = decision.route, decision.chosen, decision.knob
             row.predicted, row.sticky = decision.predicted, decision.sticky
             row.decision_ms = decision.decision_ms
+            route = self.gateway.routes.get(decision.route)
+            tests = self._tests(route, extra, request)
+            if route is not None and route.spec.verify is not None and not tests:
+                row.verify = "unverifiable"
+            if tests:
+                assert route is not None
+                return await self._verified(route, decision, request, row, tests, started)
             call = await self._call(decision, request, row)
         except ProxyError as exc:
             row.status, row.error = exc.status, exc.message
@@ -154,6 +171,100 @@ class Proxy:
         self._finish(row, started)
         if row.backend_ms is not None:
             headers["x-codyn-backend-ms"] = f"{row.backend_ms:.3f}"
+        return Answer(headers, body=body)
+
+    def _tests(self, route: Route | None, extra: Any, request: dict[str, Any]) -> list[str]:
+        """The request's tests when its route verifies (`codyn.serve.verify`), else []."""
+        if route is None or route.spec.verify is None:
+            return []
+        try:
+            return verify.request_tests(extra, routed_text(request["messages"], 1))
+        except verify.BadTests as exc:
+            raise ProxyError(400, str(exc)) from None
+
+    async def _verified(
+        self,
+        route: Route,
+        decision: Decision,
+        request: dict[str, Any],
+        row: DecisionRow,
+        tests: list[str],
+        started: float,
+    ) -> Answer:
+        """Ask the ranked models in turn, check each answer against ``tests`` in the sandbox,
+        and return the first accepted (else the best); every answer is paid for and logged.
+
+        A streaming client gets the verified answer as events once it passed: nothing can be
+        streamed before the check, so the first byte waits for generation plus the sandbox.
+        """
+        spec = route.spec.verify
+        assert spec is not None
+        plain = {k: v for k, v in request.items() if k not in ("stream", "stream_options")}
+        run = verify.VerifiedRun(decision.ranking, route.policy, spec.max_attempts)
+        checked: list[dict[str, Any]] = []
+        last: BaseException | None = None
+        for model in run:
+            timer = BackendTimer()
+            try:
+                response = await self.backends.acompletion(model, plain, False, timer)
+            except Exception as exc:
+                row.attempts.append({"model": model, "error": describe(exc)})
+                if not may_fall_back(exc):
+                    raise ProxyError(error_status(exc), describe(exc)) from None
+                last = exc
+                continue
+            body = response_payload(response, model)
+            verdict = await asyncio.to_thread(
+                verify.check_answer,
+                model,
+                verify.answer_text(body),
+                tests,
+                timeout_s=spec.timeout_s,
+                unsafe_local=spec.unsafe_local,
+            )
+            usage = body.get("usage") or {}
+            tokens_in = int(usage.get("prompt_tokens") or 0)
+            tokens_out = int(usage.get("completion_tokens") or 0)
+            checked.append(
+                {
+                    "model": model,
+                    "outcome": verdict.status,
+                    "passed": verdict.passed,
+                    "tests": verdict.total,
+                    "tokens_in": tokens_in,
+                    "tokens_out": tokens_out,
+                    "cost_usd": self.config.models[model].cost(tokens_in, tokens_out),
+                    "backend_ms": timer.ms,
+                    "verify_ms": verdict.ms,
+                }
+            )
+            row.attempts.append(checked[-1])
+            run.record(body, verdict)
+        if not run.answers:
+            assert last is not None
+            kind = "context_length_exceeded" if is_context_overflow(last) else "upstream_error"
+            raise ProxyError(
+                error_status(last),
+                f"every model failed ({', '.join(decision.ranking)}); last: {describe(last)}",
+                kind,
+            )
+        body, verdict = run.answer()
+        row.model, row.verify, row.verify_ms = verdict.model, run.outcome, run.verify_ms
+        row.tokens_in = sum(a["tokens_in"] for a in checked)
+        row.tokens_out = sum(a["tokens_out"] for a in checked)
+        row.cost_usd = sum(a["cost_usd"] for a in checked)
+        final = checked[run.pick]
+        strongest = self.config.models[self.strongest(decision)]
+        row.strongest_cost_usd = strongest.cost(final["tokens_in"], final["tokens_out"])
+        row.backend_ms = sum(a["backend_ms"] or 0.0 for a in checked)
+        self.gateway.answered(decision, row.conversation, verdict.model)
+        headers = self.headers(row)
+        headers["x-codyn-attempts"] = run.header
+        headers["x-codyn-verify-ms"] = f"{row.verify_ms:.1f}"
+        self._finish(row, started)
+        if row.stream:
+            usage = bool((request.get("stream_options") or {}).get("include_usage"))
+            return Answer(headers, events=_replayed_events(body, usage))
         return Answer(headers, body=body)
 
     def authenticate(self, authorization: str | None) -> str | None:
@@ -275,7 +386,30 @@ class Proxy:
             headers["x-codyn-route"] = row.route
         if row.decision_ms is not None:
             headers["x-codyn-decision-ms"] = f"{row.decision_ms:.3f}"
+        if row.verify is not None:
+            headers["x-codyn-verify"] = row.verify
         return headers
+
+
+async def _replayed_events(body: dict[str, Any], include_usage: bool) -> AsyncIterator[bytes]:
+    """A verified (complete) answer as the server-sent events of a stream: the content in one
+    chunk, the finish reason, the usage chunk when asked for, then ``[DONE]``."""
+    base = {
+        "id": body.get("id", ""),
+        "object": "chat.completion.chunk",
+        "created": body.get("created", int(time.time())),
+        "model": body.get("model"),
+    }
+    choice = (body.get("choices") or [{}])[0]
+    content = verify.answer_text(body)
+    first = {"index": 0, "delta": {"role": "assistant", "content": content}}
+    last = {"index": 0, "delta": {}, "finish_reason": choice.get("finish_reason") or "stop"}
+    for part in (first, last):
+        yield b"data: " + json.dumps({**base, "choices": [part]}).encode() + b"\n\n"
+    if include_usage and body.get("usage"):
+        usage = {**base, "choices": [], "usage": body["usage"]}
+        yield b"data: " + json.dumps(usage).encode() + b"\n\n"
+    yield b"data: [DONE]\n\n"
 
 
 def parse_chat_request(raw: bytes) -> dict[str, Any]:

@@ -90,6 +90,15 @@ class Route:
         except CodynError as exc:
             raise config.error(f"routes.{name}.policy: {exc}") from None
         saved = chosen is None or policy_config(self.policy, self.model_names) == setup.policy
+        if spec.verify is not None and not spec.verify.unsafe_local:
+            from codyn.sandbox import sandbox_problem
+
+            problem = sandbox_problem()
+            if problem is not None:
+                raise config.error(
+                    f"routes.{name}.verify: no usable sandbox ({problem}); install bubblewrap, "
+                    "or set verify.unsafe_local on a machine of your own"
+                )
         self.knob = self.policy.default_knob
         if spec.knob is not None:
             self.knob = self._checked_knob(spec.knob, config)
