@@ -23,6 +23,7 @@ from tests.serve_support import (
     CODE,
     KEY,
     Served,
+    browser,  # noqa: F401  (fixture)
     llama,  # noqa: F401  (fixture)
     model_entry,
     router_dir,
@@ -33,7 +34,6 @@ from tests.serve_support import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.backend]
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 DEAD = "dead"
 
 
@@ -92,29 +92,11 @@ def test_dashboard_data_summarises_the_log(served: Served) -> None:
     assert len(data["latest"]) == 10 and data["log"]["database_up"] is True
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.fail("Chromium is not installed: apt-get install -y chromium chromium-driver")
-    from selenium import webdriver
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--window-size=1400,1000", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
-    ):  # fmt: skip
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def test_dashboard_renders_in_chromium(served: Served, browser, tmp_path: Path) -> None:
+def test_dashboard_renders_in_chromium(
+    served: Served,
+    browser,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -126,6 +108,7 @@ def test_dashboard_renders_in_chromium(served: Served, browser, tmp_path: Path) 
     assert browser.find_element(By.ID, "requests").text == "10"
     assert browser.find_element(By.ID, "savings").text.endswith("%")
     assert browser.find_element(By.ID, "fallbacks").text == "1"
+    assert browser.find_element(By.ID, "verify").text == "-"  # no route verifies here
     assert WEAK in text and STRONG in text and "fallback from dead" in text
     assert "database up" in browser.find_element(By.ID, "db").text
     rows = browser.find_elements(By.CSS_SELECTOR, "#latest tr")

@@ -4,7 +4,7 @@ llama.cpp models, answers run in the bubblewrap sandbox, attempts in the SQLite 
 Tests a model passes or fails whatever it writes (``assert True`` / ``assert False``) make the
 walk deterministic; a real coding prompt with asserts checks the invariants that hold for any
 answer (the verdict in the header is what the sandbox says of the returned code). Marked
-``backend``.
+``backend`` and ``browser`` (the dashboard's verification card in headless Chromium).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from codyn.serve import verify
 from tests.serve_support import (
     KEY,
     Served,
+    browser,  # noqa: F401  (fixture)
     llama,  # noqa: F401  (fixture)
     model_entry,
     router_dir,
@@ -29,7 +30,7 @@ from tests.serve_support import (
     write_config,
 )
 
-pytestmark = pytest.mark.backend
+pytestmark = [pytest.mark.backend, pytest.mark.browser]
 
 PROMPT = """Write a Python function add(a, b) that returns the sum of a and b.
 
@@ -206,6 +207,41 @@ def test_dashboard_counts_verification_outcomes(served: Served, client: openai.O
     assert sum(shares["share"].values()) == pytest.approx(1.0)
 
 
+def test_dashboard_shows_the_verification_shares_in_chromium(
+    served: Served,
+    browser,  # noqa: F811
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    served.row(ask_plain(served, "Say hello again."))  # at least one request is logged
+    shares = httpx.get(f"{served.url}/dashboard/data", timeout=30).json()["verify"]
+    browser.get(f"{served.url}/dashboard")
+    WebDriverWait(browser, 30).until(
+        lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "1"
+    )
+    card = browser.find_element(By.ID, "verify").text
+    assert card.count("%") == 3 and f"{100 * shares['share']['verified']:.0f}%" in card
+    assert "verifying requests" in browser.find_element(By.ID, "verify-note").text
+    assert "verified" in browser.find_element(By.ID, "latest").text
+
+
+def ask_plain(served: Served, text: str) -> str:
+    """One request without tests on the verifying route; its request id."""
+    response = httpx.post(
+        f"{served.url}/v1/chat/completions",
+        json={
+            "model": "verified",
+            "messages": [{"role": "user", "content": text}],
+            "max_tokens": 8,
+        },
+        headers={"authorization": f"Bearer {KEY}"},
+        timeout=300,
+    )
+    assert response.status_code == 200
+    return response.headers["x-codyn-request-id"]
+
+
 def test_the_client_verifies_the_same_way(config) -> None:
     codyn_client = Client(config)
     reply = codyn_client.chat.completions.create(
@@ -217,3 +253,15 @@ def test_the_client_verifies_the_same_way(config) -> None:
     assert reply.model == STRONG
     assert codyn_client.last_verification["attempts"] == f"{WEAK}:fail,{STRONG}:fail"
     assert codyn_client.last_verification["outcome"] == "unresolved"
+    chunks = list(
+        codyn_client.chat.completions.create(
+            model="verified",
+            messages=[{"role": "user", "content": "Write a Python function add(a, b)."}],
+            max_tokens=32,
+            stream=True,
+            extra_body={"codyn": {"tests": PASS}},
+        )
+    )
+    assert {c.model for c in chunks} == {WEAK} and chunks[-1].choices[0].finish_reason
+    assert "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert codyn_client.last_verification["attempts"] == f"{WEAK}:pass"

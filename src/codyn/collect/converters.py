@@ -235,7 +235,7 @@ def _example_assert(source: str, want: str, entry_point: str, known: set[str]) -
     if not _calls(expression, entry_point) or not _uses_only(expression, known):
         return None
     if want:
-        if "\n" in want or not _is_literal(want):
+        if "\n" in want or not is_literal(want):
             return None
         for text in (f"assert {source} == {want}", f"assert ({source}) == ({want})"):
             if _asserts_equal(text, expression, want):
@@ -245,7 +245,7 @@ def _example_assert(source: str, want: str, entry_point: str, known: set[str]) -
         isinstance(expression, ast.Compare)
         and len(expression.ops) == 1
         and isinstance(expression.ops[0], ast.Eq | ast.Is)
-        and _is_literal(ast.unparse(expression.comparators[0]))
+        and is_literal(ast.unparse(expression.comparators[0]))
         and _calls(expression.left, entry_point)
     ):
         return f"assert {source}"
@@ -299,7 +299,8 @@ def _uses_only(node: ast.AST, known: set[str]) -> bool:
     return True
 
 
-def _is_literal(text: str) -> bool:
+def is_literal(text: str) -> bool:
+    """Whether ``text`` is a Python literal (`ast.literal_eval` accepts it)."""
     try:
         ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):

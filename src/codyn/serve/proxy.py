@@ -242,12 +242,7 @@ class Proxy:
             run.record(body, verdict)
         if not run.answers:
             assert last is not None
-            kind = "context_length_exceeded" if is_context_overflow(last) else "upstream_error"
-            raise ProxyError(
-                error_status(last),
-                f"every model failed ({', '.join(decision.ranking)}); last: {describe(last)}",
-                kind,
-            )
+            raise _all_failed(decision, last)
         body, verdict = run.answer()
         row.model, row.verify, row.verify_ms = verdict.model, run.outcome, run.verify_ms
         row.tokens_in = sum(a["tokens_in"] for a in checked)
@@ -308,12 +303,7 @@ class Proxy:
                 continue
             return _Call(model, response, timer, first)
         assert last is not None
-        kind = "context_length_exceeded" if is_context_overflow(last) else "upstream_error"
-        raise ProxyError(
-            error_status(last),
-            f"every model failed ({', '.join(decision.ranking)}); last: {describe(last)}",
-            kind,
-        )
+        raise _all_failed(decision, last)
 
     async def _relay(
         self,
@@ -410,6 +400,16 @@ async def _replayed_events(body: dict[str, Any], include_usage: bool) -> AsyncIt
         usage = {**base, "choices": [], "usage": body["usage"]}
         yield b"data: " + json.dumps(usage).encode() + b"\n\n"
     yield b"data: [DONE]\n\n"
+
+
+def _all_failed(decision: Decision, last: BaseException) -> ProxyError:
+    """The error of a request whose every model failed: the last failure's status."""
+    kind = "context_length_exceeded" if is_context_overflow(last) else "upstream_error"
+    return ProxyError(
+        error_status(last),
+        f"every model failed ({', '.join(decision.ranking)}); last: {describe(last)}",
+        kind,
+    )
 
 
 def parse_chat_request(raw: bytes) -> dict[str, Any]:

@@ -213,9 +213,11 @@ def _doctest_assert(source: str, want: str) -> str | None:
         and len(call.args) == 1
         and not call.keywords
     )
+    from codyn.collect.converters import is_literal
+
     if printed and "\n" not in want:
         return f"assert str({ast.unparse(call.args[0])}) == {want!r}"
-    return f"assert ({source}) == ({want})" if _is_literal(want) else None
+    return f"assert ({source}) == ({want})" if is_literal(want) else None
 
 
 def _is_assert(line: str) -> bool:
@@ -226,13 +228,5 @@ def _parses(source: str, mode: str) -> bool:
     try:
         ast.parse(source, mode=mode)
     except SyntaxError:
-        return False
-    return True
-
-
-def _is_literal(text: str) -> bool:
-    try:
-        ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return False
     return True
