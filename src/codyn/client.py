@@ -66,6 +66,7 @@ class Client:
         return self.gateway.decide(model, messages, conversation)
 
     def _complete(self, body: dict[str, Any], conversation: str | None) -> Any:
+        self.last_verification = None
         extra = body.pop("codyn", None)
         decision = self.decide(body["model"], body["messages"], conversation)
         route = self.gateway.routes.get(decision.route)
@@ -135,21 +136,9 @@ class Client:
             "verify_ms": run.verify_ms,
         }
         if body.get("stream"):
-            choice = (payload.get("choices") or [{}])[0]
-            base = {k: payload.get(k) for k in ("id", "created", "model")}
-            base["object"] = "chat.completion.chunk"
-            delta = {"role": "assistant", "content": verify.answer_text(payload)}
-            finish = choice.get("finish_reason") or "stop"
-            return iter(
-                [
-                    ChatCompletionChunk.model_validate(
-                        {**base, "choices": [{"index": 0, "delta": delta}]}
-                    ),
-                    ChatCompletionChunk.model_validate(
-                        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
-                    ),
-                ]
-            )
+            usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            chunks = verify.answer_chunks(payload, usage)
+            return iter([ChatCompletionChunk.model_validate(c) for c in chunks])
         return ChatCompletion.model_validate(payload)
 
 

@@ -114,16 +114,22 @@ def recorded(data: RoutingData, cost: FloatArray, split: str) -> Recorded:
             f"the {split} split, and this data has none: collect it with `codyn collect` on "
             "tasks with visible_tests"
         )
-    if data.samples is not None and data.visible_samples is not None:
-        hidden, visible = data.samples, data.visible_samples
-    else:
-        hidden, visible = data.score[:, :, None], data.visible_score[:, :, None]
+    hidden, visible = _cubes(data)
     if hidden.shape != visible.shape:
         raise DataError(
             f"the {split} split's samples {hidden.shape} and visible_samples {visible.shape} "
             "differ in shape"
         )
     return Recorded(visible, hidden, cost, data.latency)
+
+
+def _cubes(data: RoutingData) -> tuple[FloatArray, FloatArray]:
+    """Per-sample hidden and visible scores (``n x m x k``), or the cell means as one sample
+    when the data kept no samples."""
+    assert data.visible_score is not None
+    if data.samples is not None and data.visible_samples is not None:
+        return data.samples, data.visible_samples
+    return data.score[:, :, None], data.visible_score[:, :, None]
 
 
 def replay(policy: CascadePolicy, order: IntArray, data: Recorded) -> dict[str, FloatArray]:
@@ -277,10 +283,7 @@ def verifier_agreement(
     pass: how safe an accepted answer is) and ``recall`` P(visible pass | hidden pass)."""
     if data.visible_score is None:
         return []
-    if data.samples is not None and data.visible_samples is not None:
-        hidden, visible = data.samples, data.visible_samples
-    else:
-        hidden, visible = data.score[:, :, None], data.visible_score[:, :, None]
+    hidden, visible = _cubes(data)
     rows = []
     for j, name in enumerate(names):
         h, v = hidden[:, j].ravel(), visible[:, j].ravel()

@@ -250,9 +250,7 @@ class _Replayed:
         self, name: str, family: str, alias: str, policy: CascadePolicy, predicted: FloatArray
     ) -> RouterResult:
         sweep, default, report = cascades.router_led_sweep(policy, predicted, self.test, self.ctx)
-        result = self._result(name, family, alias, sweep, default, report, predicted)
-        result.learned = True
-        return result
+        return self._result(name, family, alias, sweep, default, report, predicted)
 
     def _result(
         self,
@@ -271,7 +269,7 @@ class _Replayed:
                 name=name,
                 family=family,
                 policy=policy_name,
-                learned=False,
+                learned=predicted is not None,  # router-led: the router learned from prompts
                 predicted=np.full(self.ctx.score.shape, NAN) if predicted is None else predicted,
                 curve=sweep,
                 pair=None,

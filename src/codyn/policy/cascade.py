@@ -93,10 +93,6 @@ class CascadePolicy(Policy):
             return self.depth if self.chain is None else min(self.depth, len(self.chain))
         return 2 if self.chain is None else len(self.chain)
 
-    @property
-    def attempts_per_model(self) -> int:
-        return 1 + self.retries
-
     def order(self, predicted: ArrayLike, model_costs: ArrayLike, knob: float) -> IntArray:
         """``n x depth``: the models each prompt's cascade tries, in order (`rank`'s)."""
         pred, costs = check_inputs(predicted, model_costs)

@@ -113,7 +113,8 @@ VERIFY_OUTCOMES = ("verified", "escalated", "unresolved", "unverifiable")
 
 
 def _verify_shares(counts: dict[str, int]) -> dict[str, Any]:
-    """Requests on verifying routes by outcome (`codyn.serve.verify.outcome`), and shares."""
+    """Requests on verifying routes by outcome (`codyn.serve.verify.VerifiedRun.outcome`)
+    and their shares."""
     total = sum(counts.values())
     return {
         "requests": total,

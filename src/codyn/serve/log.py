@@ -139,7 +139,7 @@ class DecisionRow:
     conversation: str | None = None
     verify: str | None = None
     """``verified``, ``escalated``, ``unresolved`` or ``unverifiable`` (no tests); None when
-    the route does not verify (`codyn.serve.verify.outcome`)."""
+    the route does not verify (`codyn.serve.verify.VerifiedRun.outcome`)."""
     verify_ms: float | None = None
     """Sandbox time over every checked answer."""
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))

@@ -382,23 +382,9 @@ class Proxy:
 
 
 async def _replayed_events(body: dict[str, Any], include_usage: bool) -> AsyncIterator[bytes]:
-    """A verified (complete) answer as the server-sent events of a stream: the content in one
-    chunk, the finish reason, the usage chunk when asked for, then ``[DONE]``."""
-    base = {
-        "id": body.get("id", ""),
-        "object": "chat.completion.chunk",
-        "created": body.get("created", int(time.time())),
-        "model": body.get("model"),
-    }
-    choice = (body.get("choices") or [{}])[0]
-    content = verify.answer_text(body)
-    first = {"index": 0, "delta": {"role": "assistant", "content": content}}
-    last = {"index": 0, "delta": {}, "finish_reason": choice.get("finish_reason") or "stop"}
-    for part in (first, last):
-        yield b"data: " + json.dumps({**base, "choices": [part]}).encode() + b"\n\n"
-    if include_usage and body.get("usage"):
-        usage = {**base, "choices": [], "usage": body["usage"]}
-        yield b"data: " + json.dumps(usage).encode() + b"\n\n"
+    """A verified answer's chunks (`verify.answer_chunks`) as server-sent events."""
+    for chunk in verify.answer_chunks(body, include_usage):
+        yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
     yield b"data: [DONE]\n\n"
 
 

@@ -155,11 +155,16 @@ class VerifiedRun:
 
     @property
     def outcome(self) -> str:
-        return outcome(self.verdicts, self.accepted)
+        """For the log and the dashboard: ``verified`` (the first answer passed),
+        ``escalated`` (a later one did), ``unresolved`` (none did)."""
+        if not self.accepted:
+            return "unresolved"
+        return "verified" if len(self.answers) == 1 else "escalated"
 
     @property
     def header(self) -> str:
-        return attempts_header(self.verdicts)
+        """``smollm2:fail,qwen-coder:pass``."""
+        return ",".join(f"{v.model}:{v.label}" for v in self.verdicts)
 
     @property
     def verify_ms(self) -> float:
@@ -181,23 +186,29 @@ def threshold(policy: Policy) -> float:
     return policy.threshold if isinstance(policy, CascadePolicy) else 1.0
 
 
-def outcome(verdicts: Sequence[Verdict], accepted: bool) -> str:
-    """The request's verification outcome for the log and the dashboard: ``verified`` (the
-    first answer passed), ``escalated`` (a later one did), ``unresolved`` (none did)."""
-    if not accepted:
-        return "unresolved"
-    return "verified" if len(verdicts) == 1 else "escalated"
-
-
 def answer_text(body: dict[str, Any]) -> str:
     """The first choice's message content of an OpenAI-shaped answer."""
     choices = body.get("choices") or [{}]
     return str((choices[0].get("message") or {}).get("content") or "")
 
 
-def attempts_header(verdicts: Sequence[Verdict]) -> str:
-    """``smollm2:fail,qwen-coder:pass``."""
-    return ",".join(f"{v.model}:{v.label}" for v in verdicts)
+def answer_chunks(body: dict[str, Any], include_usage: bool) -> list[dict[str, Any]]:
+    """A verified (complete) answer as the chunks of a stream: the content in one, the finish
+    reason, and the usage-only chunk when asked for (the proxy sends them as events, the
+    Client as ``ChatCompletionChunk``s)."""
+    base = {
+        "id": body.get("id", ""),
+        "object": "chat.completion.chunk",
+        "created": body.get("created", int(time.time())),
+        "model": body.get("model"),
+    }
+    choice = (body.get("choices") or [{}])[0]
+    first = {"index": 0, "delta": {"role": "assistant", "content": answer_text(body)}}
+    last = {"index": 0, "delta": {}, "finish_reason": choice.get("finish_reason") or "stop"}
+    chunks = [{**base, "choices": [first]}, {**base, "choices": [last]}]
+    if include_usage and body.get("usage"):
+        chunks.append({**base, "choices": [], "usage": body["usage"]})
+    return chunks
 
 
 def _doctest_assert(source: str, want: str) -> str | None:
