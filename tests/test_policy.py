@@ -230,6 +230,25 @@ def test_tiers_grid_and_difficulty_sources():
         TiersPolicy(difficulty=lambda p: p).decide(TIERED, TIER_COSTS, 0.0)
 
 
+def test_tiers_pool_the_known_models_and_read_the_routers_difficulty():
+    """DynaRoute takes the cost quantiles over the models with a score in the category: a
+    model the router knows nothing of (NaN) neither answers nor moves the cuts."""
+    predicted = np.array([[0.5, 0.6, 0.9, np.nan]])
+    costs = np.array([1.0, 2.0, 3.0, 10.0])
+    # over costs 1, 2, 3 the cuts are 1 2/3, 2 1/3 and 3: tiers {0}, {0, 1}, {0, 1, 2}; over
+    # all four (cuts 2, 3, 10) tier 0 would hold model 1 as well
+    np.testing.assert_array_equal(TiersPolicy().choices_per_tier(predicted, costs), [[0, 1, 2]])
+    for difficulty, expected in ((0.0, 0), (0.5, 1), (1.0, 2)):
+        bound = TiersPolicy().with_difficulty([difficulty])
+        assert bound.tiers(predicted, costs, 0.0)[0] == expected
+        assert decide(predicted, costs, bound, 0.0)[0] == expected
+    assert decide(predicted, costs, TiersPolicy().with_difficulty([1.0]), -1.0)[0] == 0
+    explicit = TiersPolicy(difficulty=1)
+    assert explicit.with_difficulty([1.0]) is explicit  # a configured difficulty wins
+    assert TiersPolicy().with_difficulty(None) == TiersPolicy()
+    assert UtilityPolicy().with_difficulty([1.0]) == UtilityPolicy()
+
+
 # -- sweeps on random data -----------------------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ from codyn.policy import (
     FixedPolicy,
     GuaranteedCalibration,
     Policy,
+    TiersPolicy,
     calibrate,
     calibrate_with_guarantee,
     decide,
@@ -80,7 +81,10 @@ class PolicySetup:
         known = not np.isnan(costs).any()
         model_costs = costs.tolist() if known else [1.0] * len(names)
         built = make_policy(policy, names)
-        grid = built.knob_grid(router.predict(data), model_costs, n_points=GRID_POINTS)
+        predicted, difficulty = router.predict_with_difficulty(data)
+        grid = built.with_difficulty(difficulty).knob_grid(
+            predicted, model_costs, n_points=GRID_POINTS
+        )
         return cls(
             model_names=names,
             model_costs=model_costs,
@@ -146,10 +150,59 @@ class Routed:
     """Where the knob came from: given, max cost, calibrated, or the policy's default."""
     truncated: int
     """How many of the prompts a featuriser had to cut (too long)."""
+    explanation: list[dict[str, Any]] | None = None
+    """Per prompt, what the router read beyond its predictions (`Router.explain`: the
+    `profile` router's category and level) and, under the ``tiers`` policy, the tier used and
+    the model of every tier."""
 
     @property
     def models(self) -> list[str]:
         return [self.model_names[i] for i in self.chosen]
+
+
+def build_profile_router(
+    train: RoutingData,
+    *,
+    models: list[str] | None = None,
+    params: dict[str, Any] | None = None,
+) -> tuple[Router, PolicySetup]:
+    """DynaRoute as the paper builds it: a `profile` router on public benchmark scores
+    (``table="benchmarks"``), its profiler trained on ``train`` (or an LLM), routing between
+    the table's ``models`` [all] under the ``tiers`` policy, each model's cost its total
+    price per 1M tokens.
+
+    The knob grid covers every (category, level) row, so it needs no call to the profiler.
+    """
+    from codyn.profile.table import load_benchmark_table
+    from codyn.routers.profile import ProfileRouter, level_difficulty
+
+    chosen = None if models is None else ",".join(models)
+    router = ProfileRouter(**{**(params or {}), "table": "benchmarks", "models": chosen})
+    router.fit(train)
+    table = load_benchmark_table(router.benchmarks_file).subset(router.model_names_)
+    unpriced = [m for m, c in zip(table.models, table.total_cost, strict=True) if np.isnan(c)]
+    if unpriced:
+        raise DataError(
+            f"{unpriced[0]!r} has no input or output price in the table: give --models without "
+            "it, or add its prices",
+            path=table.source,
+        )
+    policy = TiersPolicy()
+    levels = [1, 2, 3] * len(router.categories_)
+    rows = np.repeat(router.quality_, 3, axis=0)
+    grid = policy.with_difficulty(level_difficulty(levels)).knob_grid(
+        rows, table.total_cost, n_points=None
+    )
+    names = list(router.model_names_)
+    setup = PolicySetup(
+        model_names=names,
+        model_costs=table.total_cost.tolist(),
+        cost_note=f"cost = input + output price per 1M tokens from {Path(table.source).name} "
+        "(DynaRoute's total cost; ratios only)",
+        policy=policy_config(policy, names),
+        knob_grid=[float(k) for k in grid],
+    )
+    return router, setup
 
 
 def load_deployed(directory: str | Path) -> tuple[Router, PolicySetup]:
@@ -212,12 +265,21 @@ def route(
         elif setup.knob is not None:
             used, source = setup.knob, "calibrated" if setup.calibration else "saved"
         else:
-            used, source = policy.default_knob, "default: quality only"
+            used, source = policy.default_knob, "the policy's default"
     used = policy.check_knob(used)
     before = _truncated(router)
-    predicted = router.predict(prompts)
+    predicted, difficulty = router.predict_with_difficulty(prompts)
     predicted[:, ~allowed] = np.nan
-    chosen = decide(predicted, costs, policy, used, offered=allowed)
+    bound = policy.with_difficulty(difficulty)
+    chosen = decide(predicted, costs, bound, used, offered=allowed)
+    explanation = router.explain(prompts)
+    if explanation is not None and isinstance(bound, TiersPolicy):
+        tiers = bound.tiers(predicted, costs, used)
+        per_tier = bound.choices_per_tier(predicted, costs)
+        names = setup.model_names
+        for i, entry in enumerate(explanation):
+            entry["tier"] = int(tiers[i])
+            entry["tier_models"] = [names[j] for j in per_tier[i]]
     return Routed(
         list(setup.model_names),
         predicted,
@@ -227,6 +289,7 @@ def route(
         used,
         source,
         _truncated(router) - before,
+        explanation,
     )
 
 
@@ -264,9 +327,10 @@ def calibrate_deployed(
     ``setup``; save the setup to keep it. ``val`` must score every model of the router."""
     val = _validation(setup, val)
     policy = _calibrated_policy(setup)
+    predicted, difficulty = router.predict_with_difficulty(val)
     result = calibrate(
-        policy,
-        router.predict(val),
+        policy.with_difficulty(difficulty),
+        predicted,
         setup.model_costs,
         target_cost=target_cost,
         min_quality=min_quality,
@@ -296,9 +360,10 @@ def calibrate_deployed_with_guarantee(
     policy = _calibrated_policy(setup)
     names = setup.model_names
     sbs = setup.sbs if setup.sbs is not None else names[sbs_index(val.score, None)]
+    predicted, difficulty = router.predict_with_difficulty(val)
     result = calibrate_with_guarantee(
-        policy,
-        router.predict(val),
+        policy.with_difficulty(difficulty),
+        predicted,
         setup.model_costs,
         val.score,
         sbs=names.index(sbs),

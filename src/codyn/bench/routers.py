@@ -35,6 +35,7 @@ def bench_router(
     rule = UtilityPolicy() if policy is None else policy
 
     def one_decision(batch: list[str]) -> None:
-        decide(router.predict(batch), costs, rule, knob)
+        predicted, difficulty = router.predict_with_difficulty(batch)
+        decide(predicted, costs, rule.with_difficulty(difficulty), knob)
 
     return time_calls(one_decision, texts, n_warmup, n, batch_size=batch_size)

@@ -65,6 +65,11 @@ def print_evaluation(result: EvaluationResult, title: str) -> None:
                 f"cascade {name} at {c['default']}: prompts by models called {depths}; "
                 f"escalated {c['escalated']:.0%}; {c['attempts']:.2f} calls/prompt"
             )
+        for p in r["points"]:
+            console.print(
+                f"{name} {p['name']} ({p['knob']:g}): q {number(p['quality'])}, cost "
+                f"{number(p['norm_cost'])} of the priciest model"
+            )
     for v in d["verifier"]:
         console.print(
             f"verifier {v['model']}: visible tests on {v['with_visible_tests']:.0%} of "

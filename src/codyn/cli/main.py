@@ -22,6 +22,7 @@ from codyn.cli import (  # noqa: E402,F401  (each module registers its commands)
     data_commands,
     eval_command,
     import_command,
+    profile_commands,
     router_commands,
     sandbox_commands,
     serve_commands,

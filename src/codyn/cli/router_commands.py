@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -153,6 +153,7 @@ def route_command(
                 "truncated": routed.truncated > 0,
                 "cost_note": setup.cost_note,
                 "models": rows,
+                "explanation": None if routed.explanation is None else routed.explanation[0],
             }
         )
         return
@@ -163,9 +164,34 @@ def route_command(
         for r in rows
     ]
     console.print(table("Models", ["model", "predicted quality", "cost/call", "chosen"], cells))
+    if routed.explanation is not None:
+        console.print(explanation_line(routed.explanation[0]))
     console.print(setup.cost_note)
     if routed.truncated:
         console.print("note: the prompt was truncated by the featuriser (too long)")
+
+
+def explanation_line(entry: dict[str, Any]) -> str:
+    """``codyn route``'s account of a profile decision: category, level, tier, the row."""
+    line = (
+        f"profile: {entry['category']} ({entry['main_category']}), level {entry['level']}, "
+        f"confidence {entry['confidence']:.2f} ({entry['profiler']} profiler)"
+    )
+    profiled = entry["profiled"]
+    if (profiled["category"], profiled["level"]) != (entry["category"], entry["level"]):
+        line += f"; profiled as {profiled['category']} level {profiled['level']}"
+    if "tier" in entry:
+        names = TIER_NAMES if len(entry["tier_models"]) == len(TIER_NAMES) else None
+        row = ", ".join(
+            f"{names[t] if names else f'tier {t}'}: {model}"
+            for t, model in enumerate(entry["tier_models"])
+        )
+        used = names[entry["tier"]] if names else f"tier {entry['tier']}"
+        line += f"; tier {used}; the category's row: {row}"
+    return line
+
+
+TIER_NAMES = ("low", "moderate", "best")
 
 
 @app.command("calibrate")

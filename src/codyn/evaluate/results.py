@@ -45,6 +45,9 @@ class RouterResult:
     """The router and policy with their parameters, e.g. ``KNNRouter(k=40, ...) + utility``."""
     cascade: CascadeReport | None = None
     """A cascade's depths, escalations and operating points (None for a router)."""
+    points: list[dict[str, Any]] = field(default_factory=list)
+    """The router's named knobs (`Router.named_knobs`: the `profile` router's modes) as
+    operating points: ``name``, ``knob``, ``quality``, ``cost``, ``norm_cost``."""
 
     def __getattr__(self, name: str) -> Any:
         metrics = self.__dict__.get("metrics", {})
@@ -206,6 +209,7 @@ class EvaluationResult:
             ],
             "binary_curve": [],
             "cascade": None if r.cascade is None else r.cascade.to_dict(),
+            "points": r.points,
         }
         if r.pair is not None:
             p = r.pair

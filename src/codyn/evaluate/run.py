@@ -24,13 +24,14 @@ from codyn.evaluate.cascades import FIXED_CHAIN
 from codyn.evaluate.context import NAN, Context, build_context
 from codyn.evaluate.results import BASELINE_FAMILIES, EvaluationResult, RouterResult
 from codyn.evaluate.sweeps import Sweep, default_choices, pair_curve, policy_sweep
-from codyn.metrics.quality_cost import selection_share
+from codyn.metrics.quality_cost import curve_points, selection_share
 from codyn.metrics.stats import paired_bootstrap_aiq_cells
 from codyn.policy import (
     CascadePolicy,
     FixedPolicy,
     Policy,
     UtilityPolicy,
+    decide,
     make_policy,
     policy_param_names,
 )
@@ -120,15 +121,19 @@ def evaluate(
                 f"router {entry.name!r} predicts for models {router.model_names_}, the data has "
                 f"{names}"
             )
-        predicted = router.predict(test)
+        predicted, difficulty = router.predict_with_difficulty(test)
         pair = pair_curve(predicted, ctx)
-        for alias, policy in built:
+        for alias, unbound in built:
             name = entry.name if len(built) == 1 else f"{entry.name}@{alias}"
+            policy = unbound.with_difficulty(difficulty)
             if isinstance(policy, CascadePolicy):
                 results[name] = replayed.router_led(name, router.family, alias, policy, predicted)
             else:
                 results[name] = assess(name, router.family, alias, policy, predicted, ctx, pair)
-            results[name].description = f"{router!r} + {policy!r}"
+                results[name].points = named_points(
+                    router.named_knobs(policy.name), policy, predicted, ctx
+                )
+            results[name].description = f"{router!r} + {unbound!r}"
     if replayed.used:
         notes.append(
             "a cascade calls several models and runs each answer's visible tests, so it can pass "
@@ -200,6 +205,27 @@ def assess(
         ),
         ctx,
     )
+
+
+def named_points(
+    knobs: dict[str, float], policy: Policy, predicted: FloatArray, ctx: Context
+) -> list[dict[str, Any]]:
+    """The policy's decision at each named knob, as a point of the cost-quality plane."""
+    points = []
+    for point, knob in knobs.items():
+        choices = decide(predicted, ctx.model_costs, policy, knob)[None, :]
+        costs, qualities = curve_points(choices, ctx.score, ctx.cost)
+        cost = float(costs[0]) if ctx.cost_known else NAN
+        points.append(
+            {
+                "name": point,
+                "knob": knob,
+                "quality": float(qualities[0]),
+                "cost": cost,
+                "norm_cost": cost / ctx.max_cost if ctx.cost_known else NAN,
+            }
+        )
+    return points
 
 
 def _measured(result: RouterResult, ctx: Context) -> RouterResult:

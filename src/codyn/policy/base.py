@@ -74,6 +74,11 @@ class Policy(ABC):
         (``None``: always), otherwise quantiles of the flip points; both ends are always there.
         """
 
+    def with_difficulty(self, difficulty: ArrayLike | None) -> Policy:
+        """This policy for prompts whose router also predicted a per-prompt difficulty in
+        [0, 1] (`Router.predict_with_difficulty`); only difficulty-tiered policies read it."""
+        return self
+
     def check_knob(self, knob: float) -> float:
         """The knob as a float; a `CodynError` naming the policy's range otherwise."""
         value = float(knob)

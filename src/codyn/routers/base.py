@@ -94,6 +94,24 @@ class Router(ABC):
             )
         return predicted
 
+    def predict_with_difficulty(
+        self, prompts: Prompts
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
+        """`predict`, and a per-prompt difficulty in [0, 1] where the router has one of its own
+        (the `profile` router's level); policies that tier by difficulty read it through
+        `Policy.with_difficulty`. Default: no difficulty."""
+        return self.predict(prompts), None
+
+    def explain(self, prompts: Prompts) -> list[dict[str, Any]] | None:
+        """Per prompt, what the router read in it beyond the predicted matrix (the `profile`
+        router: category and level), for ``codyn route``; None when there is nothing more."""
+        return None
+
+    def named_knobs(self, policy: str) -> dict[str, float]:
+        """Knob values of ``policy`` that this router gives a name (the `profile` router's
+        modes under ``tiers``); evaluation reports each as an operating point. Default: none."""
+        return {}
+
     @classmethod
     def _param_names(cls) -> list[str]:
         signature = inspect.signature(cls.__init__)
