@@ -184,6 +184,13 @@ def test_profile_eval_cli(data: RoutingData, tmp_path: Path) -> None:
     assert sum(map(sum, report["confusion"]["matrix"])) == 25
     assert sum(map(sum, report["level_confusion"]["matrix"])) == 25
     assert report["latency_ms"]["p50"] > 0
+    first = run_cli(
+        "profile", "eval", data_file, "--param", "featuriser=tfidf", "--n", "6", "--json"
+    )  # fmt: skip
+    assert first.code == 0, first.stderr
+    assert json.loads(first.stdout)["n_prompts"] == 6
+    shown = run_cli("profile", "eval", data_file, "--param", "featuriser=tfidf")
+    assert shown.code == 0 and "trained profiler" in shown.stdout and "p99" in shown.stdout
 
 
 def test_profile_build_routes_between_table_models(data: RoutingData, tmp_path: Path) -> None:

@@ -121,7 +121,7 @@ def eval_command(
         RoutingData.load(data), test_size=test_size, split_file=split_file, seed=seed
     )
     if n is not None:
-        test = test.subset(prompts=list(test.prompts["id"][:n]))
+        test = test.subset(prompt_ids=list(test.prompts["id"][:n]))
     router.fit(train)
     taxonomy = load_taxonomy(router.taxonomy)
     tasks = list(test.tasks)
