@@ -72,6 +72,16 @@ def test_profiles_learn_categories_from_tasks_and_levels_from_scores(
     assert router.categories_ == ["Code Generation", "Facts"]
 
 
+def test_bad_prompts_are_one_line_errors(router: ProfileRouter) -> None:
+    from codyn.errors import CodynError
+
+    for bad in (["fine", "  "], "a bare string"):
+        with pytest.raises(CodynError):
+            router.predict_with_difficulty(bad)  # type: ignore[arg-type]
+    predicted, _ = router.predict_with_difficulty([CODE[1][0]])
+    np.testing.assert_array_equal(predicted, router.predict([CODE[1][0]]))
+
+
 def test_rows_are_mean_z_scores_of_each_categorys_tasks(router: ProfileRouter) -> None:
     # mbpp mean scores 1/3, 2/3, 1 -> Z -sqrt(1.5), 0, sqrt(1.5); trivia 1/2, 1, 1
     root = np.sqrt(1.5)

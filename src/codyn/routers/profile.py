@@ -149,7 +149,13 @@ class ProfileRouter(EmbeddingRouter):
     def profiles(self, prompts: Prompts) -> list[Profile]:
         """Each prompt's category and level as profiled, before ``overrides``."""
         self._check_fitted("profiles")
+        if isinstance(prompts, str) or not (
+            isinstance(prompts, RoutingData) or all(isinstance(p, str) for p in prompts)
+        ):
+            raise CodynError("profile takes a RoutingData or a list of prompt strings")
         texts = prompts.texts if isinstance(prompts, RoutingData) else list(prompts)
+        if any(not text.strip() for text in texts):
+            raise CodynError("an empty prompt: there is nothing to profile")
         if self.profiler == "llm":
             return self._llm_profiler().profile(texts)
         return self._trained_profiles(self.transform(texts))
@@ -190,9 +196,9 @@ class ProfileRouter(EmbeddingRouter):
         return routed
 
     def predict_with_difficulty(self, prompts: Prompts) -> tuple[FloatArray, FloatArray]:
-        predicted = self.predict(prompts)  # validates the prompts
+        """`predict` and the levels as difficulties, from one profiling of each prompt."""
         routed = self.routed_profiles(prompts)
-        return predicted, level_difficulty([p.level for p in routed])
+        return self._rows(routed), level_difficulty([p.level for p in routed])
 
     def _predict(self, texts: list[str], data: RoutingData | None) -> FloatArray:
         if self.profiler == "llm":
