@@ -153,9 +153,7 @@ def _print_evaluation(d: dict[str, Any]) -> None:
         [task, v["n"], fmt(v["category_accuracy"]), fmt(v["level_accuracy"])]
         for task, v in d["per_task"].items()
     ]
-    rows.append(
-        ["all", d["n_prompts"], fmt(d["category_accuracy"]), fmt(d["level_accuracy"])]
-    )
+    rows.append(["all", d["n_prompts"], fmt(d["category_accuracy"]), fmt(d["level_accuracy"])])
     console.print(
         table(f"{d['profiler']} profiler", ["task", "prompts", "category acc", "level acc"], rows)
     )
