@@ -10,6 +10,7 @@ test can kill one backend and watch the proxy fall back to the other.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import importlib.util
 import os
@@ -19,11 +20,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from types import FrameType, TracebackType
+from typing import IO, NoReturn, Self
 
 import httpx
 
@@ -95,6 +97,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def port_free(port: int) -> bool:
+    """Whether ``port`` can be listened on on loopback now."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 @dataclass
@@ -189,24 +201,105 @@ def local_servers(log_dir: Path | None = None) -> dict[str, LlamaServer]:
     }
 
 
-def main() -> None:
-    """``python -m codyn.bench.local``: run both local backends until Ctrl-C, printing the
-    catalog entries that point at them."""
-    servers = local_servers()
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line on stderr (exit 2), not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _backend_port(value: str) -> tuple[str, int]:
+    """``smollm2=8101`` -> (``smollm2``, 8101)."""
+    name, equals, port = value.partition("=")
+    if not equals or name not in (WEAK, STRONG):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=PORT with NAME one of {WEAK}, {STRONG}, got {value!r}"
+        )
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{name}: the port must be 1-65535, got {port!r}")
+    return name, int(port)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m codyn.bench.local",
+        description=(
+            f"Serve the two local models ({WEAK}: SmolLM2-135M-Instruct, {STRONG}: "
+            "Qwen2.5-Coder-0.5B-Instruct) with llama.cpp's server on loopback until Ctrl-C, "
+            "printing the catalog entries that point at them. Exits 1, naming it, when a "
+            "backend dies."
+        ),
+    )
+    parser.add_argument(
+        "--port",
+        action="append",
+        type=_backend_port,
+        default=[],
+        metavar="NAME=PORT",
+        help=f"a fixed port for one backend, e.g. {WEAK}=8101 (repeatable; default: a free one)",
+    )
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        help="append each server's output to DIR/NAME.log (default: discarded)",
+    )
+    return parser
+
+
+def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _death(name: str, server: LlamaServer, code: int) -> str:
+    """What a dead backend's line says: which one, where, and how it ended."""
+    how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
+    log = f"; see {server.log}" if server.log else ""
+    return f"backend {name} ({server.api_base}) {how}{log}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m codyn.bench.local``: run both local backends until Ctrl-C or SIGTERM (exit
+    0), printing each catalog entry as soon as its server answers; exit 1 naming the backend
+    when one dies or cannot start."""
+    args = _parser().parse_args(argv)
+    if args.log_dir is not None:
+        args.log_dir.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    servers: dict[str, LlamaServer] = {}
     try:
-        for server in servers.values():
-            server.start()
-        print("models:")
+        servers = local_servers(args.log_dir)
+        for name, port in args.port:
+            servers[name].port = port
+        ports = [server.port for server in servers.values()]
+        if len(set(ports)) < len(ports):
+            raise CodynError(f"--port: {WEAK} and {STRONG} cannot share port {ports[0]}")
+        for name, port in args.port:
+            if not port_free(port):
+                raise CodynError(f"--port {name}={port}: the port is in use")
+        print("models:", flush=True)
         for name, server in servers.items():
-            print(f"  {name}: {{api_base: {server.api_base}, context_window: {server.n_ctx}}}")
+            server.start()
+            print(
+                f"  {name}: {{api_base: {server.api_base}, context_window: {server.n_ctx}}}",
+                flush=True,
+            )
         print("(add price_in / price_out; Ctrl-C stops both)", flush=True)
-        stop = {signal.SIGINT, signal.SIGTERM}
-        signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # after starting: children inherit it
-        signal.sigwait(stop)
+        while True:
+            for name, server in servers.items():
+                assert server.process is not None
+                code = server.process.poll()
+                if code is not None:
+                    raise CodynError(_death(name, server, code) + "; stopping the others")
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return 0
+    except CodynError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
     finally:
         for server in servers.values():
             server.stop()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -7,28 +7,44 @@ seconds to import, and every other command should start at once.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from codyn.cli.main import app
-from codyn.cli.output import console, fmt, print_json
+from codyn.cli.output import console, fmt, print_json, table
 from codyn.cli.router_commands import bench
-
-ConfigPath = Annotated[Path, typer.Option("--config", help="The codyn YAML config.")]
+from codyn.errors import CodynError, shown_list
 
 
 @app.command("serve")
 def serve_command(
-    config: ConfigPath,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="The codyn YAML config to serve.")
+    ] = None,
+    check: Annotated[
+        Path | None,
+        typer.Option(
+            "--check",
+            help="Validate this config instead of serving it: names resolve, routers load and "
+            "decide, backends answer a one-token request; prints the resolved table.",
+        ),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes (uvicorn).")] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Run the OpenAI-compatible routing proxy: /v1/chat/completions, /v1/models, /metrics,
-    /healthz and /dashboard."""
+    /healthz and /dashboard (or, with --check, validate a config)."""
+    if (config is None) == (check is None):
+        raise CodynError("give --config CONFIG to serve it, or --check CONFIG to validate it")
+    if check is not None:
+        _print_check(check)
+        return
+    assert config is not None
     import uvicorn
 
     from codyn.serve.app import CONFIG_ENV, create_app
@@ -48,6 +64,37 @@ def serve_command(
         )  # fmt: skip
         return
     uvicorn.run(target, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def _print_check(path: Path) -> None:
+    """The resolved table, then one line per problem on stderr (exit 1 when there is one)."""
+    from codyn.serve.check import check_config
+
+    report = check_config(path)
+    for route in report.routes:
+        skipped = f"; not offered: {shown_list(route.not_offered)}" if route.not_offered else ""
+        console.print(
+            f"route {route.name}: router {route.router}, policy {route.policy}, knob "
+            f"{route.knob}, costs: {route.costs}{skipped}"
+        )
+    columns = ["route", "router model", "catalog model", "endpoint", "cost used", "reachable"]
+    rows = [
+        [
+            r.route,
+            r.router_model,
+            r.catalog_model,
+            r.endpoint,
+            r.cost,
+            "yes" if r.reachable else "no",
+        ]
+        for r in report.rows
+    ]
+    console.print(table(f"{path}: what each route serves", columns, rows))
+    for problem in report.problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    if report.problems:
+        raise typer.Exit(1)
+    console.print(f"{path}: ok ({len(report.routes)} routes, {len(report.rows)} rows)")
 
 
 @bench.command("serve")

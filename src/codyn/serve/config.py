@@ -83,8 +83,18 @@ class RouteSpec(_Strict):
     weak: str | None = None
     """The two models a ``threshold`` policy chooses between (default: the priciest and the
     cheapest offered)."""
-    models: list[str] | None = None
-    """Offer only these of the router's models (default: all of them)."""
+    models: list[str] | dict[str, str] | None = None
+    """Which of the router's models the route offers, and as which catalog model: a list of
+    names the router and the catalog share, or ``{router model: catalog model}``, so that a
+    router trained on other models (RouterBench's ``gpt-4-1106-preview``) routes between this
+    deployment's (``qwen-coder``). Router models left out are not offered. Default: every
+    router model, each under its own name."""
+    costs: Literal["catalog", "train"] | None = None
+    """What the policy weighs against quality: ``catalog`` (each catalog model's ``price_in +
+    price_out``, USD per 1M tokens) or ``train`` (the router's saved mean train cost per call).
+    Default: ``catalog`` when ``models`` serves a router model under another name and the
+    offered catalog models are not all free, else ``train``
+    (`codyn.serve.routing.model_costs`)."""
     fallbacks: list[str] = Field(default_factory=list)
     """Tried, in order, after every model of the policy's ranking failed."""
     sticky: bool = False
@@ -95,6 +105,21 @@ class RouteSpec(_Strict):
     """Verify answers against the request's tests, escalating on failure (None: never)."""
 
     _resolve = field_validator("router")(relative_to_config)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models_shape(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            shaped = all(isinstance(v, str) for v in value)
+        elif isinstance(value, dict):
+            shaped = all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+        else:
+            shaped = value is None
+        if not shaped:
+            raise ValueError(
+                "give a list of model names or a mapping {router model: catalog model}"
+            )
+        return value
 
     @field_validator("policy")
     @classmethod
@@ -119,6 +144,13 @@ class RouteSpec(_Strict):
         if "strong" not in policy_param_names(str(name)):
             raise ValueError(f"`strong` / `weak` do not belong to policy {name!r}")
         return self
+
+    def model_map(self) -> dict[str, str] | None:
+        """``{router model: catalog model}`` for the offered models (None: every router model
+        under its own name)."""
+        if self.models is None:
+            return None
+        return dict(self.models) if isinstance(self.models, dict) else {m: m for m in self.models}
 
     def policy_spec(self) -> dict[str, Any] | None:
         """The route's policy config with `strong` / `weak` folded in (None: the saved one)."""
@@ -190,9 +222,9 @@ class Config(Catalog):
         for name, route in self.routes.items():
             if name in self.models:
                 raise ValueError(f"routes.{name}: a route and a model are both named {name!r}")
-            for field in ("fallbacks", "models"):
-                for model in getattr(route, field) or []:
-                    self.check_model(f"routes.{name}.{field}", model)
+            self._check_model_map(f"routes.{name}.models", route.models)
+            for model in route.fallbacks:
+                self.check_model(f"routes.{name}.fallbacks", model)
             for field in ("strong", "weak"):
                 if getattr(route, field) is not None:
                     self.check_model(f"routes.{name}.{field}", getattr(route, field))
@@ -200,6 +232,28 @@ class Config(Catalog):
             self.check_env(f"keys.{name}.key_env", key.key_env)
         self.check_env("database.url_env", self.database.url_env)
         return self
+
+    def _check_model_map(self, where: str, models: list[str] | dict[str, str] | None) -> None:
+        """Catalog names known, none offered twice, at least one (router names are checked when
+        the router loads)."""
+        if models is None:
+            return
+        pairs = models.items() if isinstance(models, dict) else [(m, m) for m in models]
+        if not pairs:
+            raise ValueError(f"{where}: empty; offer at least one of the router's models")
+        mapped_from: dict[str, str] = {}
+        for router_model, catalog_model in pairs:
+            field = f"{where}.{router_model}" if isinstance(models, dict) else where
+            self.check_model(field, catalog_model)
+            if catalog_model in mapped_from:
+                twice = (
+                    f"catalog model {catalog_model!r} is mapped from both "
+                    f"{mapped_from[catalog_model]!r} and {router_model!r}"
+                    if isinstance(models, dict)
+                    else f"{catalog_model!r} is listed twice"
+                )
+                raise ValueError(f"{where}: {twice}")
+            mapped_from[catalog_model] = router_model
 
     def timeout_s(self, model: str) -> float:
         """Seconds one call to ``model`` may take."""

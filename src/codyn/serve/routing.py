@@ -22,6 +22,7 @@ from codyn.data.routing import RoutingData
 from codyn.deploy import load_deployed
 from codyn.errors import CodynError
 from codyn.policy import Policy, calibrate, make_policy, policy_config, rank
+from codyn.policy.base import policy_class
 from codyn.serve.config import Config, RouteSpec
 
 ROUTER_PREFIX = "codyn/"
@@ -56,7 +57,12 @@ class Decision:
 
 
 class Route:
-    """A route ready to decide: its router, policy, model costs and knob, loaded once."""
+    """A route ready to decide: its router, policy, model costs and knob, loaded once.
+
+    The router predicts for its own models (``model_names``, its columns); the route offers
+    those its ``models:`` serves, under their catalog names, which every ranking, header and
+    log row uses.
+    """
 
     def __init__(self, name: str, spec: RouteSpec, config: Config) -> None:
         where = f"routes.{name}.router"
@@ -66,27 +72,23 @@ class Route:
             raise config.error(f"{where}: {exc}") from None
         self.name, self.spec, self.router = name, spec, router
         self.model_names: list[str] = list(setup.model_names)
-        offered = spec.models if spec.models is not None else self.model_names
-        missing = [m for m in offered if m not in config.models]
-        unknown = [m for m in offered if m not in self.model_names]
-        if missing or unknown:
-            problem = (
-                f"the catalog has no model {', '.join(missing)}"
-                if missing
-                else f"the router was not trained on {', '.join(unknown)}"
-            )
-            raise config.error(f"{where}: {problem} (router models: {', '.join(self.model_names)})")
-        self.offered = np.isin(self.model_names, offered)
-        self.strongest = max(
-            offered, key=lambda m: config.models[m].price_in + config.models[m].price_out
-        )
+        self.served = self._served_models(config)
+        """``{router model: catalog model}`` for the offered models, in router column order."""
+        self.catalog_name = {
+            column: self.served[model]
+            for column, model in enumerate(self.model_names)
+            if model in self.served
+        }
+        """The catalog model each offered column is served as."""
+        self.offered = np.isin(self.model_names, list(self.served))
+        self.strongest = max(self.served.values(), key=lambda m: catalog_price(config, m))
         """The priciest offered model: what "always the strongest" is measured against."""
-        self.costs = np.asarray(setup.model_costs, dtype=np.float64)
+        self.cost_source = self._cost_source(config)
+        self.costs = model_costs(self, setup.model_costs, config)
         chosen = spec.policy_spec()
+        policy_spec = setup.policy if chosen is None else self._router_policy(chosen, config)
         try:
-            self.policy: Policy = make_policy(
-                setup.policy if chosen is None else chosen, self.model_names
-            )
+            self.policy: Policy = make_policy(policy_spec, self.model_names)
         except CodynError as exc:
             raise config.error(f"routes.{name}.policy: {exc}") from None
         saved = chosen is None or policy_config(self.policy, self.model_names) == setup.policy
@@ -99,13 +101,67 @@ class Route:
                     f"routes.{name}.verify: no usable sandbox ({problem}); install bubblewrap, "
                     "or set verify.unsafe_local on a machine of your own"
                 )
-        self.knob = self.policy.default_knob
+        self.knob, self.knob_source = self.policy.default_knob, "the policy's default"
         if spec.knob is not None:
-            self.knob = self._checked_knob(spec.knob, config)
+            self.knob, self.knob_source = self._checked_knob(spec.knob, config), "the route's knob"
         elif spec.calibrate is not None:
-            self.knob = self._calibrate(config)
-        elif saved and setup.knob is not None:
-            self.knob = setup.knob
+            self.knob, self.knob_source = self._calibrate(config), "calibrated at startup"
+        elif saved and setup.knob is not None and self.cost_source == "train":
+            self.knob, self.knob_source = setup.knob, "the router's saved knob"
+
+    def _served_models(self, config: Config) -> dict[str, str]:
+        mapping = self.spec.model_map()
+        if mapping is None:
+            missing = [m for m in self.model_names if m not in config.models]
+            if missing:
+                raise config.error(
+                    f"routes.{self.name}.router: the catalog has no model {', '.join(missing)} "
+                    f"(router models: {', '.join(self.model_names)}); map router models onto "
+                    f"catalog models with routes.{self.name}.models: "
+                    "{router model: catalog model}"
+                )
+            return {m: m for m in self.model_names}
+        unknown = [m for m in mapping if m not in self.model_names]
+        if unknown:
+            raise config.error(
+                f"routes.{self.name}.models: the router was not trained on {', '.join(unknown)} "
+                f"(router models: {', '.join(self.model_names)})"
+            )
+        return {m: mapping[m] for m in self.model_names if m in mapping}
+
+    def _cost_source(self, config: Config) -> str:
+        """`RouteSpec.costs`, else catalog prices when a router model is served under another
+        name (its train cost is another model's) and the catalog prices them, else train costs
+        (what a saved knob was calibrated on)."""
+        if self.spec.costs is not None:
+            return self.spec.costs
+        renamed = any(router != catalog for router, catalog in self.served.items())
+        priced = any(catalog_price(config, m) > 0 for m in self.served.values())
+        return "catalog" if renamed and priced else "train"
+
+    def _router_policy(self, spec: dict[str, Any], config: Config) -> dict[str, Any]:
+        """The route's policy config, whose model parameters name catalog models, with the
+        router's names for them (a policy's columns are the router's)."""
+        router_model = {catalog: router for router, catalog in self.served.items()}
+        translated = dict(spec)
+        for field in policy_class(str(spec["name"])).model_params:
+            value = spec.get(field)
+            if value is None:
+                continue
+            for model in value if isinstance(value, list) else [value]:
+                if isinstance(model, str) and model not in router_model:
+                    top_level = field in ("strong", "weak") and getattr(self.spec, field)
+                    where = field if top_level else f"policy.{field}"
+                    raise config.error(
+                        f"routes.{self.name}.{where}: {model!r} is not offered by this route "
+                        f"(offered: {', '.join(router_model)})"
+                    )
+            translated[field] = (
+                [router_model.get(m, m) for m in value]
+                if isinstance(value, list)
+                else router_model.get(value, value)
+            )
+        return translated
 
     def _checked_knob(self, knob: float, config: Config) -> float:
         try:
@@ -150,18 +206,15 @@ class Route:
         else:
             predicted = self._masked(np.full((1, len(self.model_names)), np.nan))
         scores = {
-            name: float(value) if np.isfinite(value) else None
-            for name, value, offered in zip(
-                self.model_names, predicted[0], self.offered, strict=True
-            )
-            if offered
+            name: float(predicted[0, column]) if np.isfinite(predicted[0, column]) else None
+            for column, name in self.catalog_name.items()
         }
         try:
             order = rank(predicted, self.costs, self.policy, knob, offered=self.offered)[0]
         except CodynError as exc:  # the knob, the one input a request sets, does not fit
             where = f"route {self.name!r} at {self.policy.knob_name} {knob:g}"
             raise BadModelSpec(f"{where}: {exc}") from None
-        return [self.model_names[int(i)] for i in order], scores
+        return [self.catalog_name[int(i)] for i in order], scores
 
 
 class Gateway:
@@ -235,6 +288,27 @@ class Gateway:
         self._sticky.move_to_end((route.name, conversation))
         while len(self._sticky) > self._sticky_capacity:
             self._sticky.popitem(last=False)
+
+
+def catalog_price(config: Config, model: str) -> float:
+    """``price_in + price_out`` (USD per 1M tokens): how a route compares catalog models."""
+    return config.models[model].price_in + config.models[model].price_out
+
+
+def model_costs(route: Route, train_costs: Sequence[float], config: Config) -> NDArray[np.float64]:
+    """The cost per router column the route's policy weighs against quality.
+
+    ``route.cost_source`` ``train``: the router's saved mean train cost per call; ``catalog``:
+    the catalog price of the model each column is served as (a price proxy). Columns not
+    offered cost what the cheapest offered one does, inside the offered range, so a policy that
+    normalises costs over every column (affordability's min-max) sees the offered models' range.
+    """
+    if route.cost_source == "catalog":
+        offered = {c: catalog_price(config, m) for c, m in route.catalog_name.items()}
+    else:
+        offered = {c: float(train_costs[c]) for c in route.catalog_name}
+    floor = min(offered.values())
+    return np.array([offered.get(c, floor) for c in range(len(route.model_names))])
 
 
 def model_ids(config: Config) -> list[str]:
