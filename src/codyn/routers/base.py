@@ -28,6 +28,9 @@ FORMAT_VERSION = 1
 
 CONFIG_FILE = "router.json"
 WEIGHTS_FILE = "weights.npz"
+TENSORS_FILE = "weights.safetensors"
+"""Where a router with ``tensor_weights`` keeps its arrays instead (fine-tuned networks:
+the format every deep-learning tool reads, and as safe to load as ``weights.npz``)."""
 
 Prompts = RoutingData | Sequence[str]
 Arrays = dict[str, NDArray[Any]]
@@ -43,6 +46,8 @@ class Router(ABC):
     """
 
     family: ClassVar[str]
+    tensor_weights: ClassVar[bool] = False
+    """Save the arrays as ``weights.safetensors`` rather than ``weights.npz``."""
     model_names_: list[str]
 
     # -- subclass hooks ---------------------------------------------------------------------
@@ -153,7 +158,15 @@ class Router(ABC):
                 f"cannot save {self!r}: params/state are not plain JSON ({exc})"
             ) from exc
         directory.mkdir(parents=True, exist_ok=True)
-        _write_atomically(directory / WEIGHTS_FILE, lambda fh: np.savez(fh, **arrays))
+        if self.tensor_weights:
+            from safetensors.numpy import save
+
+            blob = save({k: np.ascontiguousarray(v) for k, v in arrays.items()})
+            _write_atomically(directory / TENSORS_FILE, lambda fh: fh.write(blob))
+            (directory / WEIGHTS_FILE).unlink(missing_ok=True)
+        else:
+            _write_atomically(directory / WEIGHTS_FILE, lambda fh: np.savez(fh, **arrays))
+            (directory / TENSORS_FILE).unlink(missing_ok=True)
         _write_atomically(directory / CONFIG_FILE, lambda fh: fh.write(text.encode()))
         return directory
 
@@ -217,6 +230,15 @@ def read_saved(directory: str | Path) -> tuple[dict[str, Any], Arrays]:
             "upgrade codyn",
             path=config_path,
         )
+    tensors_path = directory / TENSORS_FILE
+    if tensors_path.is_file():
+        from safetensors import SafetensorError
+        from safetensors.numpy import load
+
+        try:
+            return config, load(tensors_path.read_bytes())
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise DataError(f"corrupted weights file ({exc})", path=tensors_path) from None
     weights_path = directory / WEIGHTS_FILE
     if not weights_path.is_file():
         raise DataError("no such file (the router's weights are missing)", path=weights_path)

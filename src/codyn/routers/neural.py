@@ -1,0 +1,266 @@
+"""What the fine-tuned routers share: device, seeds, presets, the training loop and EMA.
+
+The papers' routers are networks trained by gradient descent (`classifier`, paper 001;
+`regression_heads`, paper 000 section 5.1). They run where torch finds a GPU and on the CPU
+otherwise (``device="auto"``), are seeded end to end, show a progress line per epoch with the
+train and validation loss, stop early when the validation loss stops improving (keeping the
+best epoch's weights) and save their weights as ``weights.safetensors`` (numpy arrays: a saved
+router loads, and its frozen-encoder heads predict, without torch). ``preset="tiny"`` trains
+in seconds for tests; ``preset="paper"`` is the paper's schedule.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from codyn.errors import CodynError
+
+FloatArray = NDArray[np.float64]
+
+
+def torch_module() -> Any:
+    """torch, imported on first use (``import codyn`` stays light); a one-line error if absent."""
+    try:
+        import torch
+    except ImportError:
+        raise CodynError(
+            "this router trains with torch: pip install torch==2.13.0 (the CPU build)"
+        ) from None
+    return torch
+
+
+def pick_device(device: str) -> str:
+    """``auto``: CUDA when torch sees a GPU, else the CPU; ``cpu`` / ``cuda`` / ``cuda:N`` as
+    given (a GPU asked for and absent is a one-line error)."""
+    torch = torch_module()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CodynError(f"device {device!r}: torch sees no GPU here; use device=auto or cpu")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise CodynError(f"device must be auto, cpu or cuda[:N], got {device!r}")
+    return device
+
+
+def seed_all(seed: int) -> None:
+    """Seed torch (CPU and GPU) so that one seed gives one set of weights on one machine."""
+    torch = torch_module()
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def apply_preset(
+    router: Any, presets: Mapping[str, Mapping[str, Any]], defaults: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The training settings: the router's own parameters where set (not None), else its
+    preset's, else ``defaults``."""
+    if router.preset not in presets:
+        raise CodynError(
+            f"{router.family}: preset must be one of {', '.join(presets)}, got {router.preset!r}"
+        )
+    chosen = {**defaults, **presets[router.preset]}
+    return {
+        k: (getattr(router, k) if getattr(router, k) is not None else v) for k, v in chosen.items()
+    }
+
+
+@dataclass
+class TrainLog:
+    """What a training run did, kept in the saved router's state."""
+
+    epochs: int = 0
+    best_epoch: int = 0
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    device: str = "cpu"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epochs": self.epochs,
+            "best_epoch": self.best_epoch,
+            "train_loss": self.train_loss,
+            "val_loss": self.val_loss,
+            "seconds": self.seconds,
+            "device": self.device,
+        }
+
+
+class EMA:
+    """Exponential moving average of a module's parameters (paper 001: decay 0.999), the
+    weights that are evaluated and kept."""
+
+    def __init__(self, module: Any, decay: float) -> None:
+        torch = torch_module()
+        self.decay = decay
+        self.module = module
+        with torch.no_grad():
+            self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        self.steps = 0
+
+    def update(self) -> None:
+        torch = torch_module()
+        self.steps += 1
+        # warm-up as in common EMA implementations: early steps follow the weights closely
+        decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        with torch.no_grad():
+            for k, v in self.module.state_dict().items():
+                if v.dtype.is_floating_point:
+                    self.shadow[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+                else:
+                    self.shadow[k].copy_(v)
+
+    def swap(self) -> None:
+        """Exchange the live weights and the averaged ones (before and after evaluating)."""
+        torch = torch_module()
+        with torch.no_grad():
+            for k, v in self.module.state_dict().items():
+                tmp = v.detach().clone()
+                v.copy_(self.shadow[k])
+                self.shadow[k].copy_(tmp)
+
+
+def train(
+    module: Any,
+    batch_loss: Callable[[NDArray[np.int64]], Any],
+    n_train: int,
+    val_loss: Callable[[], float],
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    patience: int,
+    seed: int,
+    ema_decay: float | None = None,
+    weight_decay: float = 0.01,
+    label: str = "router",
+    device: str = "cpu",
+    lr_of: Callable[[str], float] | None = None,
+) -> TrainLog:
+    """AdamW over shuffled mini-batches (``batch_loss(indices)`` returns the loss tensor),
+    the validation loss after every epoch (on the EMA weights when ``ema_decay``), early
+    stopping after ``patience`` epochs without improvement; the best epoch's weights are left
+    in ``module``. ``lr_of(parameter name)`` gives some parameters their own learning rate
+    (fresh heads learn faster than a pretrained encoder)."""
+    torch = torch_module()
+    groups: dict[float, list[Any]] = {}
+    for name, param in module.named_parameters():
+        if param.requires_grad:
+            groups.setdefault(lr if lr_of is None else lr_of(name), []).append(param)
+    optimizer = torch.optim.AdamW(
+        [{"params": ps, "lr": rate} for rate, ps in groups.items()], weight_decay=weight_decay
+    )
+    ema = EMA(module, ema_decay) if ema_decay else None
+    rng = np.random.default_rng(seed)
+    log = TrainLog(device=device)
+    best: dict[str, Any] | None = None
+    best_loss = float("inf")
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        module.train()
+        order = rng.permutation(n_train)
+        total, batches = 0.0, 0
+        for begin in range(0, n_train, batch_size):
+            loss = batch_loss(order[begin : begin + batch_size])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if ema is not None:
+                ema.update()
+            total += float(loss.detach())
+            batches += 1
+            _progress(label, epoch, epochs, begin + batch_size, n_train, total / batches)
+        module.eval()
+        if ema is not None:
+            ema.swap()
+        with torch.no_grad():
+            validation = float(val_loss())
+        log.train_loss.append(total / max(batches, 1))
+        log.val_loss.append(validation)
+        log.epochs = epoch
+        improved = validation < best_loss - 1e-9
+        if improved:
+            best_loss, log.best_epoch = validation, epoch
+            best = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        if ema is not None:
+            ema.swap()
+        _epoch_line(label, epoch, epochs, log, improved, time.perf_counter() - start)
+        if epoch - log.best_epoch >= patience:
+            break
+    if best is not None:
+        module.load_state_dict(best)
+    module.eval()
+    log.seconds = time.perf_counter() - start
+    return log
+
+
+def _progress(label: str, epoch: int, epochs: int, done: int, total: int, loss: float) -> None:
+    if sys.stderr.isatty():
+        share = min(done, total) / max(total, 1)
+        bar = "#" * int(share * 30)
+        sys.stderr.write(
+            f"\r{label} epoch {epoch}/{epochs} [{bar:<30}] {share:4.0%} loss {loss:.4f}"
+        )
+        sys.stderr.flush()
+
+
+def _epoch_line(
+    label: str, epoch: int, epochs: int, log: TrainLog, improved: bool, elapsed: float
+) -> None:
+    end = "\n"
+    prefix = "\r" if sys.stderr.isatty() else ""
+    mark = " (best)" if improved else ""
+    sys.stderr.write(
+        f"{prefix}{label} epoch {epoch}/{epochs}: train loss {log.train_loss[-1]:.4f}, "
+        f"validation loss {log.val_loss[-1]:.4f}{mark}, {elapsed:.0f} s{end}"
+    )
+    sys.stderr.flush()
+
+
+def validation_split(
+    n: int, share: float, seed: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``(train rows, validation rows)``: a seeded ``share`` held out (at least one row each
+    when ``n >= 2``)."""
+    if not 0 < share < 1:
+        raise CodynError(f"validation share must be in (0, 1), got {share}")
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = min(max(1, round(share * n)), n - 1) if n >= 2 else 0
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def module_arrays(module: Any, prefix: str = "") -> dict[str, np.ndarray]:
+    """A module's weights as float32 numpy arrays (what ``weights.safetensors`` holds)."""
+    return {
+        prefix + k: v.detach().cpu().float().numpy()
+        if v.dtype.is_floating_point
+        else v.cpu().numpy()
+        for k, v in module.state_dict().items()
+    }
+
+
+def load_module_arrays(module: Any, arrays: Mapping[str, np.ndarray], prefix: str = "") -> None:
+    """Put `module_arrays`' output back into ``module`` (a missing or misshapen array is an
+    error naming it)."""
+    torch = torch_module()
+    state = {}
+    for key, current in module.state_dict().items():
+        name = prefix + key
+        if name not in arrays:
+            raise CodynError(f"saved weights lack {name!r}")
+        value = torch.from_numpy(np.asarray(arrays[name])).to(current.dtype)
+        if value.shape != current.shape:
+            raise CodynError(
+                f"saved weights {name!r} have shape {tuple(value.shape)}, expected "
+                f"{tuple(current.shape)}"
+            )
+        state[key] = value
+    module.load_state_dict(state)
