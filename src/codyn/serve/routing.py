@@ -174,9 +174,10 @@ class Route:
         assert target is not None
         try:
             val = RoutingData.load(target.data).subset(models=self.model_names)
+            predicted, difficulty = self.router.predict_with_difficulty(val)
             result = calibrate(
-                self.policy,
-                self._masked(self.router.predict(val)),
+                self.policy.with_difficulty(difficulty),
+                self._masked(predicted),
                 self.costs,
                 target_cost=target.target_cost,
                 min_quality=target.min_quality,
@@ -201,8 +202,10 @@ class Route:
         the router nothing to read: every prediction is unknown, and the policy's rule decides
         on that (utility: the cheapest offered model first).
         """
+        difficulty = None
         if text.strip():
-            predicted = self._masked(self.router.predict([text]))
+            predicted, difficulty = self.router.predict_with_difficulty([text])
+            predicted = self._masked(predicted)
         else:
             predicted = self._masked(np.full((1, len(self.model_names)), np.nan))
         scores = {
@@ -210,7 +213,8 @@ class Route:
             for column, name in self.catalog_name.items()
         }
         try:
-            order = rank(predicted, self.costs, self.policy, knob, offered=self.offered)[0]
+            policy = self.policy.with_difficulty(difficulty)
+            order = rank(predicted, self.costs, policy, knob, offered=self.offered)[0]
         except CodynError as exc:  # the knob, the one input a request sets, does not fit
             where = f"route {self.name!r} at {self.policy.knob_name} {knob:g}"
             raise BadModelSpec(f"{where}: {exc}") from None
