@@ -9,8 +9,11 @@ says what to install, never a skip.
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -19,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -133,6 +137,46 @@ class Served:
                     return row
             time.sleep(0.05)
         raise AssertionError(f"no log row for request {request_id}")
+
+
+class ProxyProcess:
+    """The proxy in a process of its own, as ``codyn serve`` runs it (``uvicorn --factory
+    codyn.serve.app:app_from_env``), on one port across restarts, its output in ``log``: a
+    test may SIGKILL it (`kill`), and read what it printed."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config, self.log, self.port = config, log, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "CODYN_CONFIG": str(self.config)}
+        command = [
+            sys.executable, "-m", "uvicorn", "--factory", "codyn.serve.app:app_from_env",
+            "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
+        ]  # fmt: skip
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(command, env=env, stdout=out, stderr=out)
+        deadline = time.monotonic() + 120
+        while True:
+            assert self.process.poll() is None, self.log.read_text()
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the proxy did not start"
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        assert self.process.wait(timeout=30) == -signal.SIGKILL
+
+    def stop(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=120)
 
 
 @contextmanager

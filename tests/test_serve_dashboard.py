@@ -2,6 +2,9 @@
 llama.cpp backends: share per model, spend against always-strongest, latency, fallbacks and
 the latest decisions with their predicted scores. Marked ``browser`` and ``backend``.
 
+Keys are configured, so the page and its data need the admin key: the browser sends it as HTTP
+Basic credentials (in the URL here, as a person would type them into the browser's prompt).
+
 The screenshot is written to the test's folder, and copied to ``$CODYN_TEST_ARTIFACTS`` when
 that is set, so that a person can look at it.
 """
@@ -62,7 +65,7 @@ def served(
                 "router": str(router_dir(folder / "dead", f"single:{DEAD}", models=(WEAK, DEAD)))
             },
         },
-        keys={"alice": {"key_env": "CODYN_TEST_KEY"}},
+        keys={"alice": {"key_env": "CODYN_TEST_KEY", "role": "admin"}},
     )
     with serving(config) as served:
         client = openai.OpenAI(base_url=f"{served.url}/v1", api_key=KEY, max_retries=0)
@@ -82,7 +85,8 @@ def served(
 
 
 def test_dashboard_data_summarises_the_log(served: Served) -> None:
-    data = httpx.get(f"{served.url}/dashboard/data").json()
+    assert httpx.get(f"{served.url}/dashboard/data").status_code == 401
+    data = httpx.get(f"{served.url}/dashboard/data", auth=("admin", KEY)).json()
     totals = data["totals"]
     assert totals["requests"] == 10 and totals["errors"] == 1 and totals["fallbacks"] == 1
     assert 0 < totals["spend_usd"] < totals["strongest_usd"] and 0 < totals["savings_share"] < 1
@@ -100,7 +104,7 @@ def test_dashboard_renders_in_chromium(
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser.get(f"{served.url}/dashboard")
+    browser.get(f"http://admin:{KEY}@127.0.0.1:{served.port}/dashboard")
     WebDriverWait(browser, 30).until(
         lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "1"
     )

@@ -35,7 +35,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         },
         routes={"codyn-code": {"router": str(router_dir(folder / "sbs"))}},
         keys={
-            "alice": {"key_env": "CODYN_TEST_KEY", "budget_usd": 10.0},
+            "alice": {"key_env": "CODYN_TEST_KEY", "budget_usd": 10.0, "role": "admin"},
             "broke": {"key_env": "CODYN_TEST_BROKE_KEY", "budget_usd": 0.0},
         },
         limits={"max_body_bytes": 4096},
@@ -131,7 +131,7 @@ def test_health_and_metrics_count_the_rejections(served: Served) -> None:
     post(served, json={**CHAT, "model": "gpt-9"})
     health = httpx.get(f"{served.url}/healthz").json()
     assert health["status"] == "ok" and health["log_rows_dropped"] == 0
-    metrics = httpx.get(f"{served.url}/metrics").text
+    metrics = httpx.get(f"{served.url}/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
     assert 'codyn_requests_total{model="",route="",status="404"}' in metrics
     assert "codyn_log_rows_written_total" in metrics
 

@@ -40,14 +40,14 @@ def log(tmp_path: Path):
 
 def test_rows_are_written_with_their_json_columns(log: DecisionLog) -> None:
     for i in range(20):
-        assert log.put(row(i))
+        assert log.put(row(i)).result()
     wait_for(lambda: log.stats.written == 20, what="20 rows written")
     rows = log.rows(limit=100)
     assert len(rows) == 20 and log.count() == 20 and log.stats.database_up
     first = rows[-1]
     assert first["predicted"] == {"smollm2": 0.4, "qwen-coder": 0.9}
     assert first["attempts"][0]["model"] == "qwen-coder" and first["fallback"] is True
-    assert first["format_version"] == 2 and first["status"] == 200
+    assert first["format_version"] == 3 and first["status"] == 200
 
 
 def test_a_row_written_twice_is_stored_once(log: DecisionLog) -> None:
@@ -62,7 +62,7 @@ def test_unreachable_database_buffers_bounded_then_catches_up(tmp_path: Path) ->
     log = DecisionLog(f"sqlite:///{folder / 'log.db'}", capacity=5, batch=2)
     log.start()
     try:
-        accepted = [log.put(row(i)) for i in range(7)]
+        accepted = [log.put(row(i)).result() for i in range(7)]
         assert accepted == [True] * 5 + [False] * 2
         wait_for(lambda: log.stats.write_errors >= 1, what="a failed write")
         assert log.buffered == 5 and log.stats.dropped == 2 and not log.stats.database_up

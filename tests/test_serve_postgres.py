@@ -1,7 +1,8 @@
 """The decision log on a real PostgreSQL (installed by apt, started here as a throwaway
 cluster): rows arrive, a database outage fails no request (rows wait in the bounded buffer,
-counted in the metrics) and they are written when it returns, a graceful stop drains the
-buffer, and key budgets count what earlier processes spent. Marked ``postgres``.
+counted in the metrics) and they are written when it returns, rows the full buffer could not
+hold wait in the journal for the next start, a graceful stop drains the buffer, and key
+budgets count what earlier processes spent. Marked ``postgres``.
 
 Requests that need no LLM (an unknown model, a refused key) make the rows, so the suite runs
 without the llama.cpp backends.
@@ -37,7 +38,7 @@ def config(folder: Path, url: str, **database: object) -> Path:
     return write_config(
         folder,
         models={WEAK: model_entry(f"http://127.0.0.1:{free_port()}/v1", 0.1, 0.2)},
-        keys={"alice": {"key_env": "CODYN_TEST_KEY", "budget_usd": 1.0}},
+        keys={"alice": {"key_env": "CODYN_TEST_KEY", "budget_usd": 1.0, "role": "admin"}},
         database={"url": url, **database},
     )
 
@@ -71,7 +72,8 @@ def test_rows_reach_postgres(postgres: Postgres, tmp_path: Path) -> None:  # noq
 
 
 def test_outage_buffers_and_fails_no_request(postgres: Postgres, tmp_path: Path) -> None:  # noqa: F811
-    with serving(config(tmp_path, postgres.url, buffer_rows=8)) as served:
+    settings = config(tmp_path, postgres.url, buffer_rows=8)
+    with serving(settings) as served:
         wait_for(lambda: served.proxy.log.stats.database_up, what="first connection")
         postgres.stop()
         try:
@@ -80,16 +82,20 @@ def test_outage_buffers_and_fails_no_request(postgres: Postgres, tmp_path: Path)
             health = httpx.get(f"{served.url}/healthz").json()
             assert health["database_up"] is False and health["log_buffered_rows"] == 8
             assert health["log_rows_dropped"] == 2
-            metrics = httpx.get(f"{served.url}/metrics").text
+            admin = {"Authorization": f"Bearer {KEY}"}
+            metrics = httpx.get(f"{served.url}/metrics", headers=admin).text
             assert "codyn_log_rows_dropped_total 2.0" in metrics
             assert "codyn_log_buffered_rows 8.0" in metrics
-            dashboard = httpx.get(f"{served.url}/dashboard/data")
+            dashboard = httpx.get(f"{served.url}/dashboard/data", headers=admin)
             assert dashboard.status_code == 503 and "database unavailable" in dashboard.text
         finally:
             postgres.start()
         wait_for(lambda: served.proxy.log.buffered == 0, timeout_s=60, what="buffer drained")
         assert set(ids[:8]) <= logged(postgres.url)
         assert not set(ids[8:]) & logged(postgres.url)
+    with serving(settings) as restarted:  # the journal kept the two the buffer could not
+        wait_for(lambda: set(ids) <= logged(postgres.url), what="the journal replayed")
+        assert restarted.proxy.log.stats.replayed >= 2
 
 
 def test_graceful_stop_drains_into_postgres(postgres: Postgres, tmp_path: Path) -> None:  # noqa: F811

@@ -4,14 +4,16 @@ Qwen2.5-Coder-0.5B (strong), with the real openai SDK and LiteLLM as clients.
 Routing with headers and the routed model in the body, knobs in the model name, pass-through,
 streaming, stickiness, budgets, metrics, and every fallback for real: a backend killed with
 SIGKILL, a timeout, a context-length overflow, a backend killed mid-stream (error event) and a
-client that hangs up mid-stream (row 499). Marked ``backend``: needs llama-cpp-python[server]
-and the two model packages.
+client that hangs up mid-stream (row 499). Usage as the backend reports it (an estimate
+flagged as one), requests in flight, and routing a request that has no user turn. Marked
+``backend``: needs llama-cpp-python[server] and the two model packages.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import litellm
@@ -35,6 +37,7 @@ pytestmark = pytest.mark.backend
 
 CODE_PROMPT = "Write a Python function that checks whether a number is prime."
 CHAT_PROMPT = "Say hello to my friend."
+ADMIN = {"Authorization": f"Bearer {KEY}"}
 SLOW = "qwen-slow"
 DIRECT = "smollm2-direct"
 
@@ -69,7 +72,7 @@ def served(
             },
         },
         keys={
-            "alice": {"key_env": "CODYN_TEST_KEY", "budget_usd": 100.0},
+            "alice": {"key_env": "CODYN_TEST_KEY", "budget_usd": 100.0, "role": "admin"},
             "tiny": {"key_env": "CODYN_TEST_TINY_KEY", "budget_usd": 1e-9},
         },
     )
@@ -183,7 +186,7 @@ def test_killed_backend_falls_back_to_the_next_model(
         assert "Connection" in row["attempts"][0]["error"]
     finally:
         ensure_running(llama[STRONG])
-    metrics = httpx.get(f"{served.url}/metrics").text
+    metrics = httpx.get(f"{served.url}/metrics", headers=ADMIN).text
     assert f'codyn_fallbacks_total{{model="{WEAK}",route="sbs"}} 1.0' in metrics
 
 
@@ -265,9 +268,90 @@ def test_spent_budget_is_refused(served: Served) -> None:
 
 
 def test_metrics_count_models_costs_and_decisions(served: Served) -> None:
-    text = httpx.get(f"{served.url}/metrics").text
+    text = httpx.get(f"{served.url}/metrics", headers=ADMIN).text
     assert f'codyn_requests_total{{model="{STRONG}",route="codyn-code",status="200"}}' in text
     assert f'codyn_chosen_total{{model="{WEAK}",route="codyn-code"}}' in text
     assert f'codyn_cost_usd_total{{model="{STRONG}",route="codyn-code"}}' in text
     assert 'codyn_decision_seconds_bucket{le="0.01",route="codyn-code"}' in text
     assert "codyn_log_database_up 1.0" in text
+
+
+OPENAI_USAGE = {
+    "prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details",
+    "completion_tokens_details",
+}  # fmt: skip
+
+
+def test_usage_is_the_backends_and_an_estimate_says_so(
+    served: Served, client: openai.OpenAI
+) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model=WEAK, messages=ask(CHAT_PROMPT), max_tokens=4
+    )
+    usage = raw.parse().usage
+    row = served.row(raw.headers["x-codyn-request-id"])
+    assert (row["tokens_in"], row["tokens_out"]) == (usage.prompt_tokens, usage.completion_tokens)
+    assert row["usage_estimated"] is False
+    assert float(raw.headers["x-codyn-cost-usd"]) == pytest.approx(row["cost_usd"], abs=1e-9)
+
+    # llama.cpp's server ignores stream_options: LiteLLM counts, and the row says so
+    streamed = client.chat.completions.with_raw_response.create(
+        model=WEAK, messages=ask(CHAT_PROMPT), max_tokens=4, stream=True,
+        stream_options={"include_usage": True},
+    )  # fmt: skip
+    assert float(streamed.headers["x-codyn-backend-ms"]) > 0  # time to the first chunk
+    assert "x-codyn-cost-usd" not in streamed.headers  # known at the end: in the log
+    last = list(streamed.parse())[-1]
+    assert set(last.usage.model_dump(exclude_none=True)) <= OPENAI_USAGE
+    assert last.usage.model_extra in ({}, None)  # no `cost` or other extra field
+    row = served.row(streamed.headers["x-codyn-request-id"])
+    assert row["usage_estimated"] is True and row["tokens_out"] == last.usage.completion_tokens
+
+
+def test_a_backend_reporting_stream_usage_is_logged_exactly(served: Served, tmp_path: Path) -> None:
+    """A second proxy in front of this one: its backend (this proxy) answers
+    ``stream_options.include_usage``, so its row has the reported counts, not an estimate."""
+    config = write_config(
+        tmp_path,
+        models={
+            "via-codyn": model_entry(
+                f"{served.url}/v1", 0.1, 0.2, litellm=f"openai/{WEAK}", api_key_env="CODYN_TEST_KEY"
+            )
+        },
+    )
+    with serving(config) as front:
+        client = openai.OpenAI(base_url=f"{front.url}/v1", api_key="none", max_retries=0)
+        raw = client.chat.completions.with_raw_response.create(
+            model="via-codyn", messages=ask(CHAT_PROMPT), max_tokens=4, stream=True,
+            stream_options={"include_usage": True},
+        )  # fmt: skip
+        usage = list(raw.parse())[-1].usage
+        row = front.row(raw.headers["x-codyn-request-id"])
+    assert row["usage_estimated"] is False
+    assert (row["tokens_in"], row["tokens_out"]) == (usage.prompt_tokens, usage.completion_tokens)
+
+
+def test_requests_in_flight_are_counted(served: Served) -> None:
+    def in_flight() -> float:
+        text = httpx.get(f"{served.url}/metrics", headers=ADMIN).text
+        return float(text.split("\ncodyn_requests_in_flight ")[1].split()[0])
+
+    body = {"model": "sbs", "messages": ask(CODE_PROMPT), "max_tokens": 64, "stream": True}
+    with httpx.stream(
+        "POST", f"{served.url}/v1/chat/completions", json=body, headers=ADMIN, timeout=120
+    ) as response:
+        lines = response.iter_lines()  # kept: a dropped iterator closes the response
+        next(lines)
+        assert in_flight() == 1
+    wait_for(lambda: in_flight() == 0, what="the stream to end")
+
+
+def test_a_request_without_a_user_turn_is_routed_on_its_last_message(
+    served: Served, client: openai.OpenAI
+) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model="codyn-code", messages=[{"role": "system", "content": CODE_PROMPT}], max_tokens=2
+    )
+    row = served.row(raw.headers["x-codyn-request-id"])
+    assert row["predicted"][STRONG] > row["predicted"][WEAK]  # the router read it
+    assert raw.headers["x-codyn-model"] == STRONG

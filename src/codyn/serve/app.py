@@ -1,5 +1,11 @@
-"""The FastAPI app: OpenAI's ``/v1/chat/completions`` and ``/v1/models``, plus ``/healthz``,
-``/metrics`` and the ``/dashboard``. Handlers only translate HTTP to `Proxy` calls and back.
+"""The FastAPI app: OpenAI's ``/v1/chat/completions``, ``/v1/models`` and
+``/v1/models/{id}``, plus ``/healthz``, ``/metrics`` and the ``/dashboard``. Handlers only
+translate HTTP to `Proxy` calls and back; every error, an unknown path included, is in
+OpenAI's shape.
+
+With keys configured, ``/v1`` takes any key and monitoring (``/metrics``, the dashboard) an
+admin key (`codyn.serve.auth`); ``metrics_public: true`` opens ``/metrics`` alone. ``/healthz``
+is always open and shows no spending.
 
 Run it with ``codyn serve --config codyn.yaml``, or with uvicorn as
 ``CODYN_CONFIG=codyn.yaml uvicorn --factory codyn.serve.app:app_from_env`` (several workers).
@@ -16,12 +22,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
 from codyn.serve.config import Config, load_config
 from codyn.serve.dashboard import DASHBOARD_HTML, summary
 from codyn.serve.proxy import Proxy, ProxyError
-from codyn.serve.routing import model_ids
+from codyn.serve.routing import BadModelSpec, UnknownModel, model_ids
 
 CONVERSATION_HEADER = "x-codyn-conversation"
 CONFIG_ENV = "CODYN_CONFIG"
@@ -66,8 +73,33 @@ def create_app(config: Config | str | Path) -> FastAPI:
         yield
         await proxy.aclose()
 
-    app = FastAPI(title="codyn proxy", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="codyn proxy", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.state.proxy = proxy
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        """Starlette's own errors (no such path, wrong method) in OpenAI's shape."""
+        message = f"Invalid URL ({request.method} {request.url.path})"
+        if exc.status_code != 404:
+            message = f"{exc.detail} ({request.method} {request.url.path})"
+        error = ProxyError(
+            exc.status_code, message, code="not_found" if exc.status_code == 404 else None
+        )
+        return JSONResponse(error.body(), status_code=exc.status_code)
+
+    def monitoring(request: Request, *, metrics: bool = False) -> Response | None:
+        """None when the caller may see monitoring, else the error response (401 asks a
+        browser for HTTP Basic credentials: any user name, the admin key as password)."""
+        if metrics and loaded.metrics_public:
+            return None
+        try:
+            proxy.authenticate_admin(request.headers.get("authorization"))
+        except ProxyError as exc:
+            challenge = {"WWW-Authenticate": 'Basic realm="codyn"'} if exc.status == 401 else {}
+            return JSONResponse(exc.body(), status_code=exc.status, headers=challenge)
+        return None
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
@@ -92,11 +124,23 @@ def create_app(config: Config | str | Path) -> FastAPI:
             proxy.authenticate(request.headers.get("authorization"))
         except ProxyError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
-        data = [
-            {"id": name, "object": "model", "created": 0, "owned_by": "codyn"}
-            for name in model_ids(loaded)
-        ]
-        return JSONResponse({"object": "list", "data": data})
+        return JSONResponse(
+            {"object": "list", "data": [_model(name) for name in model_ids(loaded)]}
+        )
+
+    @app.get("/v1/models/{model_id:path}")
+    async def retrieve_model(request: Request, model_id: str) -> Response:
+        """A route, ``codyn/<route>:<knob>`` or a catalog model (the openai SDK's
+        ``models.retrieve``); 404 in OpenAI's shape for anything else."""
+        try:
+            proxy.authenticate(request.headers.get("authorization"))
+            proxy.gateway.resolve(model_id)
+        except ProxyError as exc:
+            return JSONResponse(exc.body(), status_code=exc.status)
+        except (UnknownModel, BadModelSpec) as exc:
+            error = ProxyError(404, str(exc), code="model_not_found", param="model")
+            return JSONResponse(error.body(), status_code=404)
+        return JSONResponse(_model(model_id))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -109,17 +153,23 @@ def create_app(config: Config | str | Path) -> FastAPI:
         }
 
     @app.get("/metrics")
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        refused = monitoring(request, metrics=True)
+        if refused is not None:
+            return refused
         return Response(proxy.metrics.render(), media_type="text/plain; version=0.0.4")
 
     if loaded.dashboard:
 
         @app.get("/dashboard", response_class=HTMLResponse)
-        async def dashboard() -> str:
-            return DASHBOARD_HTML
+        async def dashboard(request: Request) -> Response:
+            return monitoring(request) or HTMLResponse(DASHBOARD_HTML)
 
         @app.get("/dashboard/data")
-        def dashboard_data() -> Response:
+        def dashboard_data(request: Request) -> Response:
+            refused = monitoring(request)
+            if refused is not None:
+                return refused
             try:
                 return JSONResponse(summary(proxy))
             except SQLAlchemyError as exc:
@@ -127,6 +177,10 @@ def create_app(config: Config | str | Path) -> FastAPI:
                 return JSONResponse({"error": message}, status_code=503)
 
     return app
+
+
+def _model(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "codyn"}
 
 
 def app_from_env() -> FastAPI:

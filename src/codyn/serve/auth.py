@@ -1,4 +1,4 @@
-"""Bearer API keys and their budgets.
+"""Bearer API keys, their roles and their budgets.
 
 Keys are read from the environment variables the config names and kept only as SHA-256
 digests. Spending is the database's total per key, read once when the decision log first
@@ -6,10 +6,16 @@ connects (before it writes any row of this process), plus what this process has 
 whose spend reached its budget is refused before any backend is called. With several replicas
 each counts the others' spending only as of its start, so a budget may be overrun by what they
 spent since.
+
+Monitoring (``/metrics``, the dashboard) shows every key's spending, so with keys configured
+it takes an ``admin`` key, as a Bearer token or as the password of HTTP Basic authentication
+(what a browser prompts for, and sends again with the dashboard's own requests).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import os
 import threading
@@ -24,6 +30,29 @@ class AuthError(CodynError):
 
 class BudgetExceeded(CodynError):
     """The key's budget is spent (HTTP 429)."""
+
+
+class NotAdmin(CodynError):
+    """A valid key without the admin role asked for monitoring (HTTP 403)."""
+
+
+def _token(authorization: str | None, *, basic: bool) -> str:
+    """The key in an ``Authorization`` header: ``Bearer <key>``, or with ``basic`` also
+    ``Basic base64(<any user>:<key>)``; `AuthError` when there is none."""
+    scheme, _, credentials = (authorization or "").partition(" ")
+    token = ""
+    if scheme.lower() == "bearer":
+        token = credentials.strip()
+    elif basic and scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            decoded = ""
+        token = decoded.partition(":")[2]
+    if not token:
+        how = "'Authorization: Bearer <key>'" + (" or HTTP Basic" if basic else "")
+        raise AuthError(f"missing API key: send {how}")
+    return token
 
 
 def _digest(key: str) -> str:
@@ -50,12 +79,22 @@ class Keys:
         has no keys: an open proxy)."""
         if not self.enabled:
             return None
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise AuthError("missing API key: send 'Authorization: Bearer <key>'")
-        name = self._names.get(_digest(token.strip()))
+        return self._name(_token(authorization, basic=False))
+
+    def _name(self, token: str) -> str:
+        name = self._names.get(_digest(token))
         if name is None:
             raise AuthError("invalid API key")
+        return name
+
+    def authenticate_admin(self, authorization: str | None) -> str | None:
+        """The admin key's name (None for an open proxy); `AuthError` without a valid key,
+        `NotAdmin` for a key of another role."""
+        if not self.enabled:
+            return None
+        name = self._name(_token(authorization, basic=True))
+        if self.specs[name].role != "admin":
+            raise NotAdmin(f"key {name!r} is not an admin key (role: admin in the config)")
         return name
 
     def spent(self, name: str) -> float:

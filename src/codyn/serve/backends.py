@@ -4,7 +4,9 @@ OpenAI-compatible backends (``api_base``) get one pooled client each whose HTTP 
 times the exchange with the backend, from sending the request to its last byte: the proxy's
 own overhead is end-to-end time minus that. Other backends are timed around the LiteLLM call.
 A model with ``sdk: openai`` is called through that client directly (not for streams).
-LiteLLM's exceptions subclass the openai package's, so one classification covers both paths.
+LiteLLM's exceptions subclass the openai package's, so one classification covers both paths:
+a failure the next model may fix (transport, timeout, outage, context overflow) falls back; a
+backend saying the request itself is wrong does not.
 """
 
 from __future__ import annotations
@@ -33,6 +35,27 @@ litellm.telemetry = False
 
 CLIENT_FAULTS = (openai.BadRequestError, openai.UnprocessableEntityError)
 CONTEXT_HINTS = ("context window", "context length", "context_length", "maximum context")
+REQUEST_FAULT_HINTS = (
+    "validation error",
+    "can only concatenate",
+    "unsupported operand",
+    "invalid request",
+    "invalid_request_error",
+)
+"""What a 500's message says when the request, not the server, is at fault: llama.cpp's
+server answers a request that fails its pydantic model, or that its chat template cannot
+format, with 500 and the exception's text."""
+USAGE_FIELDS = {
+    "prompt_tokens": (),
+    "completion_tokens": (),
+    "total_tokens": (),
+    "prompt_tokens_details": ("cached_tokens", "audio_tokens"),
+    "completion_tokens_details": (
+        "reasoning_tokens", "audio_tokens", "accepted_prediction_tokens",
+        "rejected_prediction_tokens",
+    ),
+}  # fmt: skip
+"""OpenAI's usage object: its fields, and those of its two details objects."""
 
 
 @dataclass
@@ -175,10 +198,30 @@ def call_kwargs(config: Config, name: str, body: dict[str, Any], stream: bool) -
     return kwargs
 
 
+def openai_usage(usage: dict[str, Any]) -> dict[str, Any]:
+    """A usage object with only OpenAI's fields (LiteLLM adds ``cost``, ``text_tokens``,
+    ...; the proxy reports cost in a header and the log instead)."""
+    shaped: dict[str, Any] = {}
+    for name, details in USAGE_FIELDS.items():
+        value = usage.get(name)
+        if value is None:
+            continue
+        if details:
+            if isinstance(value, dict):
+                kept = {k: value[k] for k in details if value.get(k) is not None}
+                if kept:
+                    shaped[name] = kept
+        else:
+            shaped[name] = value
+    return shaped
+
+
 def _openai_shape(payload: dict[str, Any], model: str) -> dict[str, Any]:
-    """LiteLLM's dump in OpenAI's shape: its ``provider_specific_fields`` dropped, and the
-    routed catalog model as ``model``."""
+    """LiteLLM's dump in OpenAI's shape: its ``provider_specific_fields`` dropped, usage with
+    OpenAI's fields only, and the routed catalog model as ``model``."""
     payload.pop("provider_specific_fields", None)
+    if isinstance(payload.get("usage"), dict):
+        payload["usage"] = openai_usage(payload["usage"])
     for choice in payload.get("choices", []):
         choice.pop("provider_specific_fields", None)
         for part in ("message", "delta"):
@@ -220,10 +263,20 @@ def is_context_overflow(exc: BaseException) -> bool:
     return isinstance(exc, CLIENT_FAULTS) and any(h in str(exc).lower() for h in CONTEXT_HINTS)
 
 
+def is_request_fault(exc: BaseException) -> bool:
+    """The backend says the request itself is wrong: HTTP 400/422 other than a context
+    overflow, or a 500 whose message says so (`REQUEST_FAULT_HINTS`)."""
+    if isinstance(exc, CLIENT_FAULTS):
+        return not is_context_overflow(exc)
+    if isinstance(exc, openai.InternalServerError):
+        return any(hint in str(exc).lower() for hint in REQUEST_FAULT_HINTS)
+    return False
+
+
 def may_fall_back(exc: BaseException) -> bool:
-    """Whether another model may succeed: not when the request itself is bad (HTTP 400/422),
-    except for a context-length overflow, which a model with a larger window can take."""
-    return not isinstance(exc, CLIENT_FAULTS) or is_context_overflow(exc)
+    """Whether another model may succeed: after a transport error, a timeout, an outage or a
+    context overflow (a larger window may take it), not when the request itself is wrong."""
+    return not is_request_fault(exc)
 
 
 def error_status(exc: BaseException) -> int:
@@ -232,7 +285,15 @@ def error_status(exc: BaseException) -> int:
         return 504
     if isinstance(exc, CLIENT_FAULTS):
         return int(getattr(exc, "status_code", 400))
+    if is_request_fault(exc):
+        return 400
     return 502
+
+
+def stream_usage_reported(response: Any) -> bool:
+    """Whether a finished LiteLLM stream's usage came from the backend: LiteLLM keeps the
+    backend's chunks, and counts tokens itself when none of them carried usage."""
+    return any(getattr(chunk, "usage", None) for chunk in getattr(response, "chunks", ()))
 
 
 def describe(exc: BaseException) -> str:

@@ -164,10 +164,12 @@ class RouteSpec(_Strict):
 
 
 class KeySpec(_Strict):
-    """A client API key (read from an environment variable) and its spending budget."""
+    """A client API key (read from an environment variable), its spending budget and role."""
 
     key_env: str
     budget_usd: NonNegative | None = None
+    role: Literal["user", "admin"] = "user"
+    """``admin`` keys also open ``/metrics`` and the dashboard (which show every key's spend)."""
 
 
 class DatabaseSpec(_Strict):
@@ -209,6 +211,9 @@ class Config(Catalog):
     database: DatabaseSpec
     limits: Limits = Field(default_factory=Limits)
     dashboard: bool = True
+    metrics_public: bool = False
+    """With keys configured, ``/metrics`` needs an admin key unless this is true (a scraper on
+    a private network); the dashboard always does."""
 
     @model_validator(mode="before")
     @classmethod

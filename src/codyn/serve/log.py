@@ -1,11 +1,16 @@
-"""The decision log: one database row per request, written off the request path.
+"""The decision log: one database row per request, durable before its response, written to
+the database off the request path.
 
-Requests hand their row to a bounded in-memory buffer and return; one writer thread inserts
-rows in batches through SQLAlchemy (SQLite by default, PostgreSQL by URL). While the database
-is unreachable the rows wait in the buffer and the writer retries with backoff; once the buffer
-is full new rows are dropped and counted (``codyn_log_rows_dropped_total``) rather than
-slowing or failing requests. A row's primary key is its request id and inserts skip ids that
-are already there, so a batch retried after an ambiguous failure is never written twice.
+With a journal (`codyn.serve.journal`, as the proxy runs it) each row is first appended to a
+local file and fsync'd, group-committed with the other requests' rows, and the response waits
+only for that; a SIGKILL at any moment then loses no row that a client got an answer for, and
+start-up replays what the database lacks. Rows then go to a bounded in-memory buffer; one
+writer thread inserts them in batches through SQLAlchemy (SQLite by default, PostgreSQL by
+URL). While the database is unreachable the rows wait in the buffer and the writer retries with
+backoff; once the buffer is full new rows are counted as dropped (``codyn_log_rows_dropped_total``)
+and wait in the journal for the next start rather than slowing or failing requests. A row's
+primary key is its request id and inserts skip ids that are already there, so a batch retried
+after an ambiguous failure, or a journal replayed twice, is never written twice.
 `DecisionLog.close` drains the buffer before returning: a graceful shutdown loses no row.
 """
 
@@ -18,8 +23,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -43,8 +50,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-FORMAT_VERSION = 2
-"""2 adds ``verify`` and ``verify_ms`` to the decisions and the ``codyn_attempts`` table."""
+from codyn.serve.journal import Journal
+
+FORMAT_VERSION = 3
+"""2 adds ``verify`` and ``verify_ms`` to the decisions and the ``codyn_attempts`` table; 3
+adds ``usage_estimated``."""
 FLUSH_INTERVAL_S = 0.2
 """A row waits at most about this long before it is written: one transaction per interval (or
 per full batch) instead of one per request, which a busy proxy would feel."""
@@ -80,6 +90,7 @@ decisions = Table(
     Column("conversation", String(200)),
     Column("verify", String(20), index=True),
     Column("verify_ms", Float),
+    Column("usage_estimated", Boolean),
 )
 attempts = Table(
     "codyn_attempts",
@@ -102,8 +113,8 @@ attempts = Table(
 """One row per answer a request asked for (verified attempts and failed fallbacks alike),
 keyed by the request's id and the attempt's number: what each call cost and what its check
 said."""
-ADDED_COLUMNS = {"verify": "VARCHAR(20)", "verify_ms": "FLOAT"}
-"""Columns of format 2 that a format-1 decisions table gets on connect (all nullable)."""
+ADDED_COLUMNS = {"verify": "VARCHAR(20)", "verify_ms": "FLOAT", "usage_estimated": "BOOLEAN"}
+"""Columns of formats 2 and 3 that an older decisions table gets on connect (all nullable)."""
 
 
 @dataclass
@@ -142,6 +153,9 @@ class DecisionRow:
     the route does not verify (`codyn.serve.verify.VerifiedRun.outcome`)."""
     verify_ms: float | None = None
     """Sandbox time over every checked answer."""
+    usage_estimated: bool | None = None
+    """The tokens are counted by LiteLLM, not reported by the backend (a stream from a
+    server that ignores ``stream_options.include_usage``); None when no tokens are known."""
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -226,14 +240,24 @@ class LogStats:
     written: int = 0
     dropped: int = 0
     write_errors: int = 0
+    replayed: int = 0
+    """Rows read back from dead processes' journals at start-up (written or already there)."""
     database_up: bool = False
 
 
-class DecisionLog:
-    """Bounded buffer plus one writer thread in front of the decisions table.
+def _done(value: Any) -> Future[Any]:
+    done: Future[Any] = Future()
+    done.set_result(value)
+    return done
 
-    ``on_connect`` runs in the writer thread each time the database becomes reachable, before
-    any row is written (the proxy reloads the keys' spending there).
+
+class DecisionLog:
+    """Journal, bounded buffer and one writer thread in front of the decisions table.
+
+    ``journal`` is the folder of the journal (None: rows are kept in memory only until
+    written). ``on_connect`` runs in the writer thread each time the database becomes
+    reachable, after the journal's replay and before any row of this process is written (the
+    proxy reloads the keys' spending there).
     """
 
     def __init__(
@@ -243,10 +267,12 @@ class DecisionLog:
         capacity: int = 10_000,
         batch: int = 500,
         on_connect: Callable[[Engine], None] | None = None,
+        journal: Path | None = None,
     ) -> None:
         self.engine = make_engine(url)
         self.capacity, self.batch = capacity, batch
         self.stats = LogStats()
+        self.journal = None if journal is None else Journal(journal)
         self._on_connect = on_connect
         self._rows: deque[dict[str, Any]] = deque()
         self._cond = threading.Condition()
@@ -259,18 +285,41 @@ class DecisionLog:
         return len(self._rows)
 
     def start(self) -> None:
+        if self.journal is not None:
+            self.journal.open()
         self._thread.start()
 
-    def put(self, row: DecisionRow) -> bool:
-        """Queue a row; False (and counted) when the buffer is full. Never blocks on the DB."""
+    def begin(self, row: DecisionRow) -> Future[None]:
+        """Journal a request under way: if the proxy dies before its `put`, the next start
+        logs it as interrupted. Done once on disk (at once without a journal)."""
+        if self.journal is None:
+            return _done(None)
+        return self.journal.append("begin", row)
+
+    def put(self, row: DecisionRow) -> Future[bool]:
+        """Log a finished row: done once it is in the journal and queued for the database;
+        False (and counted) when the buffer was full. Never blocks on the database."""
+        values = row.values()
+        if self.journal is None:
+            return _done(self._queue(values))
+        queued: Future[bool] = Future()
+        durable = self.journal.append("end", row)
+        durable.add_done_callback(lambda _: queued.set_result(self._queue(values)))
+        return queued
+
+    def _queue(self, values: dict[str, Any]) -> bool:
         with self._cond:
             if len(self._rows) >= self.capacity:
                 self.stats.dropped += 1
+                kept = "kept in the journal for the next start" if self.journal else "dropped"
                 logger.warning(
-                    "decision log buffer full (%d rows): row %s dropped", self.capacity, row.id
+                    "decision log buffer full (%d rows): row %s %s",
+                    self.capacity,
+                    values["id"],
+                    kept,
                 )
                 return False
-            self._rows.append(row.values())
+            self._rows.append(values)
             if len(self._rows) >= self.batch:
                 self._cond.notify()
         return True
@@ -286,7 +335,10 @@ class DecisionLog:
             self._thread.join(timeout_s + 10.0)
         left = len(self._rows)
         if left:
-            logger.error("decision log: %d row(s) not written at shutdown", left)
+            kept = "; the journal keeps them for the next start" if self.journal else ""
+            logger.error("decision log: %d row(s) not written at shutdown%s", left, kept)
+        if self.journal is not None:
+            self.journal.close()
         self.engine.dispose()
         return left
 
@@ -310,16 +362,12 @@ class DecisionLog:
             try:
                 if not connected:
                     create_tables(self.engine)
+                    self._replay()
                     if self._on_connect is not None:
                         self._on_connect(self.engine)
                     connected = True
                 if rows:
-                    tried = [a for row in rows for a in row["attempt_rows"]]
-                    plain = [{k: v for k, v in r.items() if k != "attempt_rows"} for r in rows]
-                    with self.engine.begin() as connection:
-                        connection.execute(_insert(self.engine), plain)
-                        if tried:
-                            connection.execute(_insert_attempts(self.engine), tried)
+                    self._write(rows)
             except (SQLAlchemyError, OSError) as exc:
                 connected = False
                 self.stats.database_up = False
@@ -339,6 +387,29 @@ class DecisionLog:
                 for _ in rows:
                     self._rows.popleft()
                 self.stats.written += len(rows)
+            if self.journal is not None:
+                self.journal.written(row["id"] for row in rows)
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        """Insert rows and their attempts in one transaction, skipping ids already there."""
+        tried = [a for row in rows for a in row["attempt_rows"]]
+        plain = [{k: v for k, v in r.items() if k != "attempt_rows"} for r in rows]
+        with self.engine.begin() as connection:
+            connection.execute(_insert(self.engine), plain)
+            if tried:
+                connection.execute(_insert_attempts(self.engine), tried)
+
+    def _replay(self) -> None:
+        """Write the rows of dead processes' journals (`Journal.orphans`), then drop them."""
+        if self.journal is None:
+            return
+        with self.journal.orphans() as replayed:
+            values = [row.values() for row in replayed]
+            for start in range(0, len(values), self.batch):
+                self._write(values[start : start + self.batch])
+        if replayed:
+            self.stats.replayed += len(replayed)
+            logger.warning("decision log: %d row(s) replayed from the journal", len(replayed))
 
     # -- reading (dashboard, budgets, tests) -------------------------------------------------
 

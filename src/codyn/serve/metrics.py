@@ -11,6 +11,7 @@ from codyn.serve.log import DecisionLog, DecisionRow
 
 DECISION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+JOURNAL_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
 
 class _LogCollector(Collector):
@@ -31,6 +32,12 @@ class _LogCollector(Collector):
             ("codyn_log_rows_written", stats.written, "Decision rows written."),
             ("codyn_log_rows_dropped", stats.dropped, "Decision rows dropped: buffer full."),
             ("codyn_log_write_errors", stats.write_errors, "Failed database writes."),
+            ("codyn_log_rows_replayed", stats.replayed, "Rows replayed from journals at start."),
+            (
+                "codyn_journal_write_errors",
+                self.log.journal.errors if self.log.journal is not None else 0,
+                "Failed journal writes.",
+            ),
         ):
             yield CounterMetricFamily(name, text, value)
 
@@ -65,6 +72,11 @@ class Metrics:
             buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
         self.in_flight = Gauge("codyn_requests_in_flight", "Requests being served.", registry=r)
+        self.journal_wait = Histogram(
+            "codyn_journal_wait_seconds",
+            "Time a response waited for its journal record to reach the disk.",
+            buckets=JOURNAL_BUCKETS, registry=r,
+        )  # fmt: skip
         r.register(_LogCollector(log))
 
     def record(self, row: DecisionRow) -> None:

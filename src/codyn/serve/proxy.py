@@ -1,5 +1,5 @@
-"""One chat completion through the proxy: authenticate, parse, check the budget, decide, call
-the ranked models until one answers, and log the outcome, whatever it is.
+"""One chat completion through the proxy: authenticate, check every field, check the budget,
+decide, call the ranked models until one answers, and log the outcome, whatever it is.
 
 HTTP-free: the FastAPI app reads the request and turns the returned `Answer` (or the raised
 `ProxyError`) into a response, so every status a client can see is decided, and logged, here.
@@ -8,19 +8,22 @@ HTTP-free: the FastAPI app reads the request and turns the returned `Answer` (or
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
 from codyn.errors import CodynError
 from codyn.serve import verify
-from codyn.serve.auth import AuthError, BudgetExceeded, Keys
+from codyn.serve.auth import AuthError, BudgetExceeded, Keys, NotAdmin
 from codyn.serve.backends import (
     Backends,
     BackendTimer,
@@ -30,6 +33,7 @@ from codyn.serve.backends import (
     is_context_overflow,
     may_fall_back,
     response_payload,
+    stream_usage_reported,
 )
 from codyn.serve.config import Config
 from codyn.serve.log import DecisionLog, DecisionRow
@@ -43,6 +47,7 @@ from codyn.serve.routing import (
     UnknownModel,
     routed_text,
 )
+from codyn.serve.validate import PART_TAGS, ChatRequest, InvalidRequest, parse_chat_request
 
 logger = logging.getLogger("codyn.serve")
 
@@ -59,12 +64,21 @@ class ProxyError(CodynError):
         message: str,
         kind: str = "invalid_request_error",
         code: str | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.kind, self.code = status, message, kind, code
+        self.param = param
 
     def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.kind, "code": self.code}}
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.kind,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
 
 
 @dataclass
@@ -84,6 +98,23 @@ class _Call:
     response: Any
     timer: BackendTimer
     first: Any = None
+    first_ms: float | None = None
+    """A stream's time from sending the request to the backend's first chunk."""
+
+
+def journal_folder(config: Config) -> Path:
+    """Where the decision journal lives: beside a SQLite database file, else beside the
+    config file, in a folder named after the database (so two configs in one folder that log
+    to different databases never replay into each other's)."""
+    url = config.database.resolved_url()
+    prefix = "sqlite:///"
+    database = url[len(prefix) :] if url.startswith(prefix) else ""
+    if database and database != ":memory:":
+        path = Path(database)
+        return path.with_name(f"{path.name}.codyn-journal")
+    digest = hashlib.sha256(url.encode()).hexdigest()[:12]
+    base = config.path.resolve().parent if config.path is not None else Path.cwd()
+    return base / f"codyn-journal-{digest}"
 
 
 class Proxy:
@@ -99,6 +130,7 @@ class Proxy:
             capacity=config.database.buffer_rows,
             batch=config.database.batch_rows,
             on_connect=self._load_spent,
+            journal=journal_folder(config),
         )
         self.metrics = Metrics(self.log)
 
@@ -125,53 +157,94 @@ class Proxy:
         authorization: str | None,
         read_body: Callable[[], Awaitable[bytes]],
     ) -> Answer:
-        """Serve one ``/v1/chat/completions`` request; every outcome leaves one log row.
+        """Serve one ``/v1/chat/completions`` request; every outcome leaves one log row, on
+        disk (the journal) before the response.
 
         ``read_body`` raises `ProxyError` (413) past the size limit; it is only read once the
-        key is known, so an anonymous client cannot make the proxy read a large body.
+        key is known, so an anonymous client cannot make the proxy read a large body. Every
+        field is checked (`codyn.serve.validate`) before any backend is called.
         """
         started = time.perf_counter()
+        self.metrics.in_flight.inc()
         try:
             row.key_name = self.authenticate(authorization)
-            request = parse_chat_request(await read_body())
-            extra = request.pop("codyn", None)
-            row.requested, row.stream = request["model"], bool(request.get("stream"))
+            parsed = _parsed(await read_body())
+            request = parsed.body
+            row.requested, row.stream = request["model"], parsed.stream
             self._check_budget(row.key_name)
-            decision = self._decide(request, row.conversation)
+            decision = self._capable(self._decide(request, row.conversation), parsed)
             row.route, row.chosen, row.knob = decision.route, decision.chosen, decision.knob
             row.predicted, row.sticky = decision.predicted, decision.sticky
             row.decision_ms = decision.decision_ms
+            self.log.begin(row)
             route = self.gateway.routes.get(decision.route)
-            tests = self._tests(route, extra, request)
+            tests = self._tests(route, parsed.extra, request)
             if route is not None and route.spec.verify is not None and not tests:
                 row.verify = "unverifiable"
             if tests:
                 assert route is not None
-                return await self._verified(route, decision, request, row, tests, started)
+                return await self._verified(route, decision, parsed, row, tests, started)
             call = await self._call(decision, request, row)
         except ProxyError as exc:
             row.status, row.error = exc.status, exc.message
-            self._finish(row, started)
+            await self._finish(row, started)
+            raise
+        except asyncio.CancelledError:
+            row.status, row.error = CLIENT_CLOSED, "client disconnected"
+            self._record(row, started)
             raise
         except Exception as exc:  # a bug (in a router, say) still answers, and leaves a row
             logger.exception("request %s failed", row.id)
             row.status, row.error = 500, f"internal error: {describe(exc)}"
-            self._finish(row, started)
+            await self._finish(row, started)
             raise ProxyError(500, row.error, "server_error") from exc
         row.model = call.model
         self.gateway.answered(decision, row.conversation, call.model)
-        headers = self.headers(row)
         if row.stream:
-            include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
-            events = self._relay(row, decision, call, include_usage, started)
-            return Answer(headers, events=events)
+            headers = self.headers(row)
+            if call.first_ms is not None:
+                headers["x-codyn-backend-ms"] = f"{call.first_ms:.3f}"
+            await self._durable(self.log.begin(row))  # the headers go out once it is on disk
+            relay = _Relay(self, row, decision, call, parsed.include_usage, started)
+            return Answer(headers, events=relay)
         body = response_payload(call.response, call.model)
-        self._account(row, decision, call.model, body.get("usage"))
+        self._account(row, decision, call.model, body.get("usage"), estimated=False)
         row.backend_ms = call.timer.ms
-        self._finish(row, started)
+        await self._finish(row, started)
+        headers = self.headers(row)
         if row.backend_ms is not None:
             headers["x-codyn-backend-ms"] = f"{row.backend_ms:.3f}"
         return Answer(headers, body=body)
+
+    def _capable(self, decision: Decision, parsed: ChatRequest) -> Decision:
+        """The ranking without the models that cannot take the request: content parts other
+        than text go to models tagged for them (`validate.PART_TAGS`), and ``max_tokens``
+        must fit some model's context window; a 400 when no model is left."""
+        ranking = decision.ranking
+        if parsed.part_kinds:
+            tags = {PART_TAGS[kind] for kind in parsed.part_kinds}
+            ranking = [m for m in ranking if tags <= set(self.config.models[m].tags)]
+            if not ranking:
+                kinds, needed = ", ".join(sorted(parsed.part_kinds)), ", ".join(sorted(tags))
+                raise ProxyError(
+                    400,
+                    f"the messages hold {kinds} content parts, which no model of "
+                    f"{', '.join(decision.ranking)} takes (none is tagged {needed} in the "
+                    "catalog)",
+                    param="messages",
+                )
+        windows = {m: self.config.models[m].context_window for m in ranking}
+        known = [w for w in windows.values() if w is not None]
+        for name in ("max_tokens", "max_completion_tokens"):
+            asked = parsed.body.get(name)
+            if asked is not None and len(known) == len(windows) and asked > max(known):
+                shown = ", ".join(f"{m}: {w}" for m, w in windows.items())
+                raise ProxyError(
+                    400,
+                    f"{name} {asked} exceeds the context window of every model ({shown})",
+                    param=name,
+                )
+        return decision if ranking == decision.ranking else replace(decision, ranking=ranking)
 
     def _tests(self, route: Route | None, extra: Any, request: dict[str, Any]) -> list[str]:
         """The request's tests when its route verifies (`codyn.serve.verify`), else []."""
@@ -180,13 +253,13 @@ class Proxy:
         try:
             return verify.request_tests(extra, routed_text(request["messages"], 1))
         except verify.BadTests as exc:
-            raise ProxyError(400, str(exc)) from None
+            raise ProxyError(400, str(exc), param="codyn.tests") from None
 
     async def _verified(
         self,
         route: Route,
         decision: Decision,
-        request: dict[str, Any],
+        parsed: ChatRequest,
         row: DecisionRow,
         tests: list[str],
         started: float,
@@ -199,7 +272,7 @@ class Proxy:
         """
         spec = route.spec.verify
         assert spec is not None
-        plain = {k: v for k, v in request.items() if k not in ("stream", "stream_options")}
+        plain = {k: v for k, v in parsed.body.items() if k not in ("stream", "stream_options")}
         run = verify.VerifiedRun(decision.ranking, route.policy, spec.max_attempts)
         checked: list[dict[str, Any]] = []
         last: BaseException | None = None
@@ -210,7 +283,7 @@ class Proxy:
             except Exception as exc:
                 row.attempts.append({"model": model, "error": describe(exc)})
                 if not may_fall_back(exc):
-                    raise ProxyError(error_status(exc), describe(exc)) from None
+                    raise _rejected(exc) from None
                 last = exc
                 continue
             body = response_payload(response, model)
@@ -252,14 +325,14 @@ class Proxy:
         strongest = self.config.models[self.strongest(decision)]
         row.strongest_cost_usd = strongest.cost(final["tokens_in"], final["tokens_out"])
         row.backend_ms = sum(a["backend_ms"] or 0.0 for a in checked)
+        row.usage_estimated = False
         self.gateway.answered(decision, row.conversation, verdict.model)
+        await self._finish(row, started)
         headers = self.headers(row)
         headers["x-codyn-attempts"] = run.header
         headers["x-codyn-verify-ms"] = f"{row.verify_ms:.1f}"
-        self._finish(row, started)
         if row.stream:
-            usage = bool((request.get("stream_options") or {}).get("include_usage"))
-            return Answer(headers, events=_replayed_events(body, usage))
+            return Answer(headers, events=_replayed_events(body, parsed.include_usage))
         return Answer(headers, body=body)
 
     def authenticate(self, authorization: str | None) -> str | None:
@@ -268,6 +341,15 @@ class Proxy:
             return self.keys.authenticate(authorization)
         except AuthError as exc:
             raise ProxyError(401, str(exc), code="invalid_api_key") from None
+
+    def authenticate_admin(self, authorization: str | None) -> str | None:
+        """The admin key's name (None for an open proxy); `ProxyError` 401 or 403 otherwise."""
+        try:
+            return self.keys.authenticate_admin(authorization)
+        except AuthError as exc:
+            raise ProxyError(401, str(exc), code="invalid_api_key") from None
+        except NotAdmin as exc:
+            raise ProxyError(403, str(exc), "permission_error", "not_admin") from None
 
     def _check_budget(self, key_name: str | None) -> None:
         try:
@@ -279,9 +361,9 @@ class Proxy:
         try:
             return self.gateway.decide(request["model"], request["messages"], conversation)
         except UnknownModel as exc:
-            raise ProxyError(404, str(exc), code="model_not_found") from None
+            raise ProxyError(404, str(exc), code="model_not_found", param="model") from None
         except BadModelSpec as exc:
-            raise ProxyError(400, str(exc)) from None
+            raise ProxyError(400, str(exc), param="model") from None
 
     async def _call(self, decision: Decision, request: dict[str, Any], row: DecisionRow) -> _Call:
         """Try the ranked models in order; a stream counts as answered at its first chunk."""
@@ -298,58 +380,29 @@ class Proxy:
                     await response.aclose()
                 row.attempts.append({"model": model, "error": describe(exc)})
                 if not may_fall_back(exc):
-                    raise ProxyError(error_status(exc), describe(exc)) from None
+                    raise _rejected(exc) from None
                 last = exc
                 continue
-            return _Call(model, response, timer, first)
+            return _Call(model, response, timer, first, timer.ms if stream else None)
         assert last is not None
         raise _all_failed(decision, last)
 
-    async def _relay(
+    def _account(
         self,
         row: DecisionRow,
         decision: Decision,
-        call: _Call,
-        include_usage: bool,
-        started: float,
-    ) -> AsyncIterator[bytes]:
-        """Pass the backend's chunks on as server-sent events, with the routed model's name.
-
-        The usage-only chunk the proxy asked for is passed on only to clients that asked for
-        it. A backend failure mid-stream ends the stream with an OpenAI-style error event; a
-        client that goes away is logged as 499 and the backend stream is closed.
-        """
-        chunk, usage = call.first, None
-        try:
-            while chunk is not None:
-                call.timer.touch()
-                payload, chunk_usage = chunk_payload(chunk, call.model, include_usage)
-                usage = chunk_usage or usage
-                if payload is not None:
-                    yield b"data: " + json.dumps(payload).encode() + b"\n\n"
-                chunk = await anext(call.response, None)
-            yield b"data: [DONE]\n\n"
-        except (asyncio.CancelledError, GeneratorExit):
-            row.status, row.error = CLIENT_CLOSED, "client disconnected mid-stream"
-            raise
-        except Exception as exc:
-            row.status, row.error = 502, f"backend failed mid-stream: {describe(exc)}"
-            error = ProxyError(502, row.error, "upstream_error")
-            yield b"data: " + json.dumps(error.body()).encode() + b"\n\n"
-        finally:
-            await call.response.aclose()
-            self._account(row, decision, call.model, usage)
-            row.backend_ms = call.timer.ms
-            self._finish(row, started)
-
-    def _account(
-        self, row: DecisionRow, decision: Decision, model: str, usage: dict[str, Any] | None
+        model: str,
+        usage: dict[str, Any] | None,
+        *,
+        estimated: bool,
     ) -> None:
-        """Tokens and cost of the answer, and what the route's priciest model would have cost."""
+        """Tokens and cost of the answer, and what the route's priciest model would have cost;
+        ``estimated``: the counts are LiteLLM's, not the backend's."""
         if not usage:
             return
         row.tokens_in = int(usage.get("prompt_tokens") or 0)
         row.tokens_out = int(usage.get("completion_tokens") or 0)
+        row.usage_estimated = estimated
         row.cost_usd = self.config.models[model].cost(row.tokens_in, row.tokens_out)
         strongest = self.strongest(decision)
         row.strongest_cost_usd = self.config.models[strongest].cost(row.tokens_in, row.tokens_out)
@@ -360,15 +413,32 @@ class Proxy:
             return decision.chosen
         return self.gateway.routes[decision.route].strongest
 
-    def _finish(self, row: DecisionRow, started: float) -> None:
+    def _record(self, row: DecisionRow, started: float) -> Future[bool]:
+        """Close a request's books (latency, budget, metrics) and log its row; the future is
+        done once the row is on disk."""
         row.latency_ms = (time.perf_counter() - started) * 1000.0
         self.keys.charge(row.key_name, row.cost_usd or 0.0)
         self.metrics.record(row)
-        self.log.put(row)
+        self.metrics.in_flight.dec()
+        return self.log.put(row)
+
+    async def _finish(self, row: DecisionRow, started: float) -> None:
+        """`_record`, then wait until the row is durable: the response follows it."""
+        await self._durable(self._record(row, started))
+
+    async def _durable(self, written: Future[Any]) -> None:
+        """Wait for a journal write (timed for ``codyn_journal_wait_seconds``); a cancelled
+        request stops waiting, the write goes on."""
+        if written.done():
+            return
+        start = time.perf_counter()
+        await asyncio.shield(asyncio.wrap_future(written))
+        self.metrics.journal_wait.observe(time.perf_counter() - start)
 
     @staticmethod
     def headers(row: DecisionRow) -> dict[str, str]:
-        """The ``x-codyn-*`` headers of a response (errors carry what is known so far)."""
+        """The ``x-codyn-*`` headers of a response (errors carry what is known so far; a
+        stream's cost is known only at its end, so only its log row has it)."""
         headers = {"x-codyn-request-id": row.id}
         if row.model is not None:
             headers["x-codyn-model"] = row.model
@@ -378,13 +448,87 @@ class Proxy:
             headers["x-codyn-decision-ms"] = f"{row.decision_ms:.3f}"
         if row.verify is not None:
             headers["x-codyn-verify"] = row.verify
+        if row.cost_usd is not None and row.status < 400:
+            headers["x-codyn-cost-usd"] = f"{row.cost_usd:.9f}"
         return headers
+
+
+class _Relay:
+    """A stream's server-sent events: the backend's chunks with the routed model's name.
+
+    The usage-only chunk the proxy asked for is passed on only to clients that asked for it.
+    The row is finished, and on disk, before ``[DONE]``. A backend failure mid-stream ends the
+    stream with an OpenAI-style error event; a client that goes away (even before the first
+    event) is logged as 499 and the backend stream is closed.
+    """
+
+    def __init__(
+        self,
+        proxy: Proxy,
+        row: DecisionRow,
+        decision: Decision,
+        call: _Call,
+        include_usage: bool,
+        started: float,
+    ) -> None:
+        self.proxy, self.row, self.decision, self.call = proxy, row, decision, call
+        self.include_usage, self.started = include_usage, started
+        self.usage: dict[str, Any] | None = None
+        self.finished = False
+        self._events = self._run()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._events
+
+    async def aclose(self) -> None:
+        await self._events.aclose()
+        if not self.finished:  # closed before its first event: the generator never ran
+            self.row.status, self.row.error = CLIENT_CLOSED, "client disconnected"
+            await self._end()
+
+    async def _end(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        call = self.call
+        await call.response.aclose()
+        reported = stream_usage_reported(call.response)
+        self.proxy._account(self.row, self.decision, call.model, self.usage, estimated=not reported)
+        self.row.backend_ms = call.timer.ms
+        await self.proxy._finish(self.row, self.started)
+
+    async def _run(self) -> AsyncIterator[bytes]:
+        call, row = self.call, self.row
+        chunk = call.first
+        try:
+            while chunk is not None:
+                call.timer.touch()
+                payload, usage = chunk_payload(chunk, call.model, self.include_usage)
+                self.usage = usage or self.usage
+                if payload is not None:
+                    yield _event(payload)
+                chunk = await anext(call.response, None)
+            await self._end()
+            yield b"data: [DONE]\n\n"
+        except (asyncio.CancelledError, GeneratorExit):
+            if not self.finished:
+                row.status, row.error = CLIENT_CLOSED, "client disconnected mid-stream"
+            raise
+        except Exception as exc:
+            row.status, row.error = 502, f"backend failed mid-stream: {describe(exc)}"
+            yield _event(ProxyError(502, row.error, "upstream_error").body())
+        finally:
+            await self._end()
+
+
+def _event(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
 
 
 async def _replayed_events(body: dict[str, Any], include_usage: bool) -> AsyncIterator[bytes]:
     """A verified answer's chunks (`verify.answer_chunks`) as server-sent events."""
     for chunk in verify.answer_chunks(body, include_usage):
-        yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
+        yield _event(chunk)
     yield b"data: [DONE]\n\n"
 
 
@@ -398,19 +542,13 @@ def _all_failed(decision: Decision, last: BaseException) -> ProxyError:
     )
 
 
-def parse_chat_request(raw: bytes) -> dict[str, Any]:
-    """The JSON body of a chat completion request, checked for what the proxy relies on."""
+def _rejected(exc: BaseException) -> ProxyError:
+    """A backend's answer that the request itself is wrong, which no other model is asked."""
+    return ProxyError(error_status(exc), f"the backend rejected the request: {describe(exc)}")
+
+
+def _parsed(raw: bytes) -> ChatRequest:
     try:
-        request = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProxyError(400, f"request body is not valid JSON ({exc})") from None
-    if not isinstance(request, dict):
-        raise ProxyError(400, "request body must be a JSON object")
-    if not isinstance(request.get("model"), str) or not request["model"]:
-        raise ProxyError(400, "`model` is required: a route, codyn/<route>:<knob> or a model")
-    messages = request.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise ProxyError(400, "`messages` must be a non-empty list")
-    if not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
-        raise ProxyError(400, "every message must be an object with a `role`")
-    return request
+        return parse_chat_request(raw)
+    except InvalidRequest as exc:
+        raise ProxyError(400, str(exc), param=exc.param) from None
