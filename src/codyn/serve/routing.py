@@ -321,7 +321,8 @@ def model_ids(config: Config) -> list[str]:
 
 
 def routed_text(messages: Sequence[Any], turns: int) -> str:
-    """The text a router reads: the latest ``turns`` user messages, oldest first.
+    """The text a router reads: the latest ``turns`` user messages, oldest first, or the last
+    message of any role when there is no user turn (a system prompt alone, say).
 
     Content given as parts (``[{"type": "text", "text": ...}]``) contributes its text parts.
     """
