@@ -332,6 +332,8 @@ def routed_text(messages: Sequence[Any], turns: int) -> str:
             break
         if isinstance(message, dict) and message.get("role") == "user":
             texts.append(_content_text(message.get("content")))
+    if not texts and messages and isinstance(messages[-1], dict):
+        texts.append(_content_text(messages[-1].get("content")))
     return "\n\n".join(reversed(texts))
 
 
