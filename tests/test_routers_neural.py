@@ -14,6 +14,7 @@ import pytest
 
 from codyn.data.routing import RoutingData
 from codyn.errors import CodynError
+from codyn.routers.causal_lm import CausalLMRouter, best_model_targets, instruction
 from codyn.routers.classifier import (
     ClassifierRouter,
     augment_texts,
@@ -216,3 +217,32 @@ def test_regression_heads_save_and_load(heads: RegressionHeadsRouter, tmp_path: 
     loaded = load_router(tmp_path / "rh")
     text = ["write a function that adds two numbers variant 3"]
     np.testing.assert_allclose(loaded.predict(text), heads.predict(text), rtol=1e-4, atol=1e-5)
+
+
+def test_causal_lm_label_tokens_give_a_softmax_over_models(tmp_path: Path) -> None:
+    """SmolLM2-135M (the packaged GGUF, in transformers) with a label token per model: the
+    next token's softmax over the labels learns that only the large model passes hard
+    prompts; the saved router holds only what training changed."""
+    router = CausalLMRouter(preset="tiny", epochs=4, seed=0).fit(make_data(32))
+    texts = [
+        "write a function that adds two numbers variant 77",
+        "implement a concurrent lock free skip list with range queries variant 77",
+    ]
+    predicted = router.predict(texts)
+    np.testing.assert_allclose(predicted.sum(axis=1), 1.0, rtol=1e-5)
+    assert predicted[1, 2] > predicted[0, 2] and predicted[1, 2] > 0.5
+    assert router.log_["val_loss"][-1] < router.log_["val_loss"][0]
+    router.save(tmp_path / "clm")
+    weights = tmp_path / "clm" / "weights.safetensors"
+    assert weights.stat().st_size < 1_000_000  # three label rows, the backbone rebuilt
+    loaded = load_router(tmp_path / "clm")
+    np.testing.assert_allclose(loaded.predict(texts), predicted, rtol=1e-4, atol=1e-6)
+
+
+def test_best_model_targets_split_ties() -> None:
+    score = np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0], [np.nan, 0.5, 0.2], [np.nan] * 3])
+    np.testing.assert_allclose(
+        best_model_targets(score),
+        [[0.5, 0.0, 0.5], [1 / 3, 1 / 3, 1 / 3], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]],
+    )
+    assert "[[M1]] mid" in instruction(MODELS, "a request")

@@ -11,10 +11,13 @@ in seconds for tests; ``preset="paper"`` is the paper's schedule.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -248,19 +251,78 @@ def module_arrays(module: Any, prefix: str = "") -> dict[str, np.ndarray]:
 
 
 def load_module_arrays(module: Any, arrays: Mapping[str, np.ndarray], prefix: str = "") -> None:
-    """Put `module_arrays`' output back into ``module`` (a missing or misshapen array is an
-    error naming it)."""
+    """Put saved arrays (`module_arrays` or `trainable_arrays`) back into ``module``: the named
+    weights are replaced, the others stay as built (the backbone's); an array the module has
+    no place for, or of another shape, is an error naming it."""
     torch = torch_module()
-    state = {}
-    for key, current in module.state_dict().items():
-        name = prefix + key
-        if name not in arrays:
-            raise CodynError(f"saved weights lack {name!r}")
-        value = torch.from_numpy(np.asarray(arrays[name])).to(current.dtype)
-        if value.shape != current.shape:
+    state = module.state_dict()
+    for name, value in arrays.items():
+        if not name.startswith(prefix):
+            continue
+        key = name[len(prefix) :]
+        if key not in state:
+            raise CodynError(f"saved weights {name!r} fit no weight of the network")
+        tensor = torch.from_numpy(np.asarray(value)).to(state[key].dtype)
+        if tensor.shape != state[key].shape:
             raise CodynError(
-                f"saved weights {name!r} have shape {tuple(value.shape)}, expected "
-                f"{tuple(current.shape)}"
+                f"saved weights {name!r} have shape {tuple(tensor.shape)}, expected "
+                f"{tuple(state[key].shape)}"
             )
-        state[key] = value
+        state[key] = tensor
     module.load_state_dict(state)
+
+
+def backbone_path(backbone: str) -> tuple[str, str | None]:
+    """``(directory, gguf file or None)`` of a backbone: ``minilm`` (the packaged encoder),
+    ``smollm2`` / ``qwen-coder`` (the packaged GGUF chat models, dequantised into
+    transformers), a Hugging Face model directory or a ``.gguf`` file."""
+    if backbone == "minilm":
+        from codyn.features.minilm import packaged_minilm_path
+
+        return str(packaged_minilm_path()), None
+    if backbone == "smollm2":
+        from codyn.bench.local import smollm2_path
+
+        path = smollm2_path()
+        return str(path.parent), path.name
+    if backbone == "qwen-coder":
+        from codyn.bench.local import qwen_coder_path
+
+        path = qwen_coder_path()
+        return str(path.parent), path.name
+    path = Path(backbone)
+    if path.is_file() and path.suffix == ".gguf":
+        return str(path.parent), path.name
+    if not path.is_dir():
+        raise CodynError(
+            f"backbone {backbone!r} is not minilm, smollm2, qwen-coder, a model directory or a "
+            ".gguf file"
+        )
+    return str(path), None
+
+
+def load_backbone(backbone: str, *, lm_head: bool = False) -> tuple[Any, Any]:
+    """The tokenizer (with a pad token) and the model of a `backbone_path` backbone:
+    ``AutoModel``, or ``AutoModelForCausalLM`` with ``lm_head``; nothing is fetched."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    directory, gguf = backbone_path(backbone)
+    kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
+    missing = [m for m in ("gguf", "accelerate") if gguf and importlib.util.find_spec(m) is None]
+    if missing:
+        raise CodynError(
+            f"a GGUF backbone needs {' and '.join(missing)}: pip install {' '.join(missing)}"
+        )
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True, **kwargs)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    cls = AutoModelForCausalLM if lm_head else AutoModel
+    return tokenizer, cls.from_pretrained(directory, local_files_only=True, **kwargs)
+
+
+def trainable_arrays(module: Any) -> dict[str, np.ndarray]:
+    """The weights that training may have changed (``requires_grad``), as float32 numpy: what a
+    router saves, the rest being the backbone it rebuilds from."""
+    trained = {n for n, p in module.named_parameters() if p.requires_grad}
+    return {k: v for k, v in module_arrays(module).items() if k in trained}

@@ -179,7 +179,11 @@ class ProfileRouter(EmbeddingRouter):
             raise CodynError(
                 f"profile: profiler_model {self.profiler_model!r} is not in {self.catalog}"
             )
-        return LLMProfiler(catalog.models[self.profiler_model], self._taxonomy())
+        # a profiler outage must not stall live traffic: one try, a short timeout, then the
+        # fallback profile
+        return LLMProfiler(
+            catalog.models[self.profiler_model], self._taxonomy(), timeout_s=10.0, retries=0
+        )
 
     def routed_profiles(self, prompts: Prompts) -> list[Profile]:
         """The profiles the decision uses: ``overrides`` applied, levels kept in 1-3, and a

@@ -19,9 +19,6 @@ the last hidden states (an encoder) or the last token's (a causal LM).
 
 from __future__ import annotations
 
-import importlib.util
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,12 +30,13 @@ from codyn.routers.base import Arrays, Router, State
 from codyn.routers.embedding import FloatArray
 from codyn.routers.neural import (
     apply_preset,
+    load_backbone,
     load_module_arrays,
-    module_arrays,
     pick_device,
     seed_all,
     torch_module,
     train,
+    trainable_arrays,
     validation_split,
 )
 from codyn.routers.registry import register_router
@@ -59,28 +57,6 @@ DEFAULTS: dict[str, Any] = {
 }
 CAUSAL_TYPES = frozenset({"qwen2", "llama", "mistral", "gemma", "gemma2", "gpt2", "phi3"})
 """Backbones read left to right: the prompt is the last real token's hidden state."""
-
-
-def backbone_path(backbone: str) -> tuple[str, str | None]:
-    """``(directory, gguf file or None)`` of a backbone name or path."""
-    if backbone == "minilm":
-        from codyn.features.minilm import packaged_minilm_path
-
-        return str(packaged_minilm_path()), None
-    if backbone == "qwen-coder":
-        from codyn.bench.local import qwen_coder_path
-
-        path = qwen_coder_path()
-        return str(path.parent), path.name
-    path = Path(backbone)
-    if path.is_file() and path.suffix == ".gguf":
-        return str(path.parent), path.name
-    if not path.is_dir():
-        raise CodynError(
-            f"regression_heads: backbone {backbone!r} is not minilm, qwen-coder, a model "
-            "directory or a .gguf file"
-        )
-    return str(path), None
 
 
 @register_router("regression_heads")
@@ -130,17 +106,7 @@ class RegressionHeadsRouter(Router):
 
     def _build(self, n_models: int) -> Any:
         torch = torch_module()
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from transformers import AutoModel, AutoTokenizer
-
-        directory, gguf = backbone_path(self.backbone)
-        kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
-        if gguf and importlib.util.find_spec("gguf") is None:
-            raise CodynError("regression_heads: a GGUF backbone needs the gguf package")
-        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True, **kwargs)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        encoder = AutoModel.from_pretrained(directory, local_files_only=True, **kwargs)
+        tokenizer, encoder = load_backbone(self.backbone)
         causal = encoder.config.model_type in CAUSAL_TYPES
 
         class Net(torch.nn.Module):
@@ -247,7 +213,7 @@ class RegressionHeadsRouter(Router):
         self.affordability_ = [float(a) for a in afford]
         self.log_ = log.to_dict()
         self._net = net
-        self.weights_ = module_arrays(net.cpu())
+        self.weights_ = trainable_arrays(net.cpu())
         net.to(device)
 
     def _network(self) -> Any:
