@@ -5,13 +5,15 @@ Routing with headers and the routed model in the body, knobs in the model name, 
 streaming, stickiness, budgets, metrics, and every fallback for real: a backend killed with
 SIGKILL, a timeout, a context-length overflow, a backend killed mid-stream (error event) and a
 client that hangs up mid-stream (row 499). Usage as the backend reports it (an estimate
-flagged as one), requests in flight, and routing a request that has no user turn. Marked
+flagged as one), requests in flight, routing a request that has no user turn, and the
+README's serving example as written. Marked
 ``backend``: needs llama-cpp-python[server] and the two model packages.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import httpx
 import litellm
 import openai
 import pytest
+import yaml
 
 from codyn.bench.local import STRONG, WEAK, LlamaServer
 from tests.serve_support import (
@@ -355,3 +358,37 @@ def test_a_request_without_a_user_turn_is_routed_on_its_last_message(
     row = served.row(raw.headers["x-codyn-request-id"])
     assert row["predicted"][STRONG] > row["predicted"][WEAK]  # the router read it
     assert raw.headers["x-codyn-model"] == STRONG
+
+
+def test_the_readme_serving_example_works(
+    llama: dict[str, LlamaServer],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The README's config (its ports pointed at the local backends, its router trained
+    here) with the verify route added, and every model name the section shows."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### `codyn serve") : text.index("### `codyn bench serve`")]
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", section, re.S)]
+    config, verified = blocks[0], blocks[-1]
+    config["models"][WEAK]["api_base"] = llama[WEAK].api_base
+    config["models"][STRONG]["api_base"] = llama[STRONG].api_base
+    config["routes"].update(verified["routes"])
+    router_dir(tmp_path / "routers" / "knn", "knn", featuriser="tfidf", k=3)
+    for variable, key in (("CODYN_KEY_ALICE", KEY), ("CODYN_KEY_OPS", "sk-ops")):
+        pytest.MonkeyPatch().setenv(variable, key)
+    pytest.MonkeyPatch().setenv("OPENAI_API_KEY", "sk-never-called")
+    path = tmp_path / "codyn.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    shown = set(re.findall(r"`(codyn/[\w-]+:[\d.]+)`", section))
+    assert shown == {"codyn/codyn-code:0.3"}
+    with serving(path) as served:
+        client = openai.OpenAI(base_url=f"{served.url}/v1", api_key=KEY, max_retries=0)
+        for model in ("codyn-code", *shown, WEAK, "code-verified"):
+            raw = client.chat.completions.with_raw_response.create(
+                model=model, messages=ask(CHAT_PROMPT), max_tokens=2
+            )
+            assert raw.parse().choices[0].message.content is not None, model
+            assert client.models.retrieve(model).id == model
+        metrics = f"{served.url}/metrics"
+        assert httpx.get(metrics, headers={"Authorization": f"Bearer {KEY}"}).status_code == 403
+        assert httpx.get(metrics, headers={"Authorization": "Bearer sk-ops"}).status_code == 200

@@ -99,8 +99,11 @@ def test_turns_and_blank_prompts(gateway: Gateway) -> None:
         routed_text(messages, 2) == "Write a Python function that sorts a list.\n\nNow say thanks."
     )
     assert gateway.decide("two-turns", messages).ranking[0] == STRONG
-    blank = gateway.decide("code", [{"role": "system", "content": "no user turn"}])
+    blank = gateway.decide("code", [{"role": "user", "content": "  "}])
     assert blank.ranking[0] == WEAK and set(blank.predicted.values()) == {None}
+    system_only = [{"role": "system", "content": CODE[0]}]  # no user turn: the last message
+    assert routed_text(system_only, 1) == CODE[0]
+    assert gateway.decide("code", system_only).ranking[0] == STRONG
 
 
 def test_sticky_route_keeps_a_conversation_on_its_model(gateway: Gateway) -> None:

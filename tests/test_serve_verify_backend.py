@@ -64,7 +64,7 @@ def config(
             },
             "plain": {"router": weak_first},
         },
-        keys={"alice": {"key_env": "CODYN_TEST_KEY", "budget_usd": 100.0}},
+        keys={"alice": {"key_env": "CODYN_TEST_KEY", "budget_usd": 100.0, "role": "admin"}},
     )
 
 
@@ -202,7 +202,7 @@ def test_bad_tests_are_a_400(served: Served) -> None:
 def test_dashboard_counts_verification_outcomes(served: Served, client: openai.OpenAI) -> None:
     ask(client, "verified", "Write a Python function add(a, b).", PASS)
     served.row(ask(client, "verified", "Say hi.").headers["x-codyn-request-id"])
-    data = httpx.get(f"{served.url}/dashboard/data", timeout=30).json()
+    data = httpx.get(f"{served.url}/dashboard/data", auth=("admin", KEY), timeout=30).json()
     shares = data["verify"]
     assert shares["verified"] >= 1 and shares["unverifiable"] >= 1
     assert sum(shares["share"].values()) == pytest.approx(1.0)
@@ -216,8 +216,9 @@ def test_dashboard_shows_the_verification_shares_in_chromium(
     from selenium.webdriver.support.ui import WebDriverWait
 
     served.row(ask_plain(served, "Say hello again."))  # at least one request is logged
-    shares = httpx.get(f"{served.url}/dashboard/data", timeout=30).json()["verify"]
-    browser.get(f"{served.url}/dashboard")
+    data = httpx.get(f"{served.url}/dashboard/data", auth=("admin", KEY), timeout=30)
+    shares = data.json()["verify"]
+    browser.get(f"http://admin:{KEY}@127.0.0.1:{served.port}/dashboard")  # the admin key
     WebDriverWait(browser, 30).until(
         lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "1"
     )

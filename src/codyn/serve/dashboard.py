@@ -274,9 +274,13 @@ function render(d) {
   db.textContent = "database " + (d.log.database_up ? "up" : "down") + " · "
     + d.log.buffered_rows + " buffered · " + d.log.dropped_rows + " dropped";
 }
+// Without the user:key a URL may carry (fetch refuses those); the browser sends the HTTP
+// Basic credentials it holds for this page by itself.
+const DATA = new URL("dashboard/data", location.href); DATA.username = ""; DATA.password = "";
 async function poll() {
-  try { const r = await fetch("dashboard/data", {cache: "no-store"}); const d = await r.json();
-    if (!r.ok) throw new Error(d.error || r.status); render(d); $("error").textContent = "";
+  try { const r = await fetch(DATA, {cache: "no-store"}); const d = await r.json();
+    if (!r.ok) throw new Error((d.error && d.error.message) || d.error || r.status);
+    render(d); $("error").textContent = "";
     $("updated").textContent = "updated " + new Date().toLocaleTimeString();
     document.body.dataset.loaded = "1";
   } catch (e) { $("error").textContent = "cannot load data: " + e.message; }

@@ -50,6 +50,11 @@ class _Segment:
         self.path = path
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:  # the new file's name survives a power cut too
+            os.fsync(folder)
+        finally:
+            os.close(folder)
         self.size = 0
         self.pending: set[str] = set()
 

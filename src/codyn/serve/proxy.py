@@ -204,8 +204,12 @@ class Proxy:
             headers = self.headers(row)
             if call.first_ms is not None:
                 headers["x-codyn-backend-ms"] = f"{call.first_ms:.3f}"
-            await self._durable(self.log.begin(row))  # the headers go out once it is on disk
             relay = _Relay(self, row, decision, call, parsed.include_usage, started)
+            try:
+                await self._durable(self.log.begin(row))  # the headers go out once on disk
+            except asyncio.CancelledError:
+                await relay.aclose()
+                raise
             return Answer(headers, events=relay)
         body = response_payload(call.response, call.model)
         self._account(row, decision, call.model, body.get("usage"), estimated=False)
