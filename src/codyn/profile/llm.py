@@ -305,29 +305,22 @@ class LLMProfiler:
 
     def answer(self, text: str) -> str:
         """The model's raw answer for one prompt (clipped to ``max_prompt_chars``)."""
-        from codyn.collect.calls import CallFailed, RetryPolicy, complete
+        from codyn.collect.calls import CallFailed, RetryPolicy
+        from codyn.collect.executors import JudgeCall
 
         messages = [
             {"role": "system", "content": self.instruction},
             {"role": "user", "content": request(text, self.max_prompt_chars)},
         ]
         retry = RetryPolicy(attempts=self.retries + 1, base_s=0.5, cap_s=4.0)
+        ask = JudgeCall(self.model, self.max_tokens, self.timeout_s, retry)
         try:
-            call, _ = retry.run(
-                lambda: complete(
-                    self.model,
-                    messages,
-                    temperature=0.0,
-                    max_tokens=self.max_tokens,
-                    timeout_s=self.timeout_s,
-                )
-            )
+            return ask(messages)
         except CallFailed as failure:
             tries = f" after {failure.attempts} tries" if failure.attempts > 1 else ""
             raise CodynError(
                 f"profiler model {self.model.name} failed{tries}: {failure.message}"
             ) from None
-        return call.text
 
     def profile_one(self, text: str) -> Profile:
         """One prompt's profile; a failed call raises `CodynError`."""

@@ -17,41 +17,23 @@ the frozen rest is rebuilt from the backbone.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from codyn.data.routing import RoutingData
 from codyn.errors import CodynError
-from codyn.routers.base import Arrays, Router, State
 from codyn.routers.embedding import FloatArray
 from codyn.routers.neural import (
-    apply_preset,
+    FineTunedRouter,
     load_backbone,
-    load_module_arrays,
     pick_device,
     seed_all,
     torch_module,
-    train,
-    trainable_arrays,
     validation_split,
 )
 from codyn.routers.registry import register_router
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "paper": {"epochs": 3, "lr": 1e-6, "batch_size": 8, "max_length": 2048},
-    "tiny": {"epochs": 2, "lr": 1e-3, "max_length": 48, "train_layers": 0, "batch_size": 16},
-}
-DEFAULTS: dict[str, Any] = {
-    "epochs": 3,
-    "lr": 2e-5,
-    "label_lr": 1e-3,
-    "batch_size": 8,
-    "max_length": 256,
-    "patience": 1,
-    "train_layers": -1,
-}
 MAX_PROMPT_CHARS = 4000
 
 
@@ -82,10 +64,23 @@ def best_model_targets(score: FloatArray) -> FloatArray:
 
 
 @register_router("causal_lm")
-class CausalLMRouter(Router):
+class CausalLMRouter(FineTunedRouter):
     """Paper 003's causal LLM classifier; see the module docstring for every parameter."""
 
-    tensor_weights = True
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "default": {},
+        "paper": {"epochs": 3, "lr": 1e-6, "batch_size": 8, "max_length": 2048},
+        "tiny": {"epochs": 2, "lr": 1e-3, "max_length": 48, "train_layers": 0, "batch_size": 16},
+    }
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "epochs": 3,
+        "lr": 2e-5,
+        "label_lr": 1e-3,
+        "batch_size": 8,
+        "max_length": 256,
+        "patience": 1,
+        "train_layers": -1,
+    }
 
     def __init__(
         self,
@@ -114,27 +109,23 @@ class CausalLMRouter(Router):
         self.preset = preset
         self.device = device
         self.seed = seed
-        self._net: Any = None
 
-    log_: dict[str, Any]
-    weights_: Arrays
-
-    def _build(self, train_layers: int) -> Any:
+    def _build(self, settings: dict[str, Any]) -> Any:
         torch = torch_module()
+        train_layers = int(settings["train_layers"])
         tokenizer, lm = load_backbone(self.backbone, lm_head=True)
         labels = [label_token(i) for i in range(len(self.model_names_))]
         tokenizer.add_special_tokens({"additional_special_tokens": labels})
         tokenizer.padding_side = "left"  # the last position is every row's next token
+        tokenizer.truncation_side = "left"  # and the generation prompt stays last
         lm.resize_token_embeddings(len(tokenizer))
-        label_ids = tokenizer.convert_tokens_to_ids(labels)
         output = lm.get_output_embeddings().weight
-        names = list(self.model_names_)
 
         class Net(torch.nn.Module):
             def __init__(self) -> None:
                 super().__init__()
                 self.lm = lm
-                start = output.detach().mean(dim=0, keepdim=True).repeat(len(label_ids), 1)
+                start = output.detach().mean(dim=0, keepdim=True).repeat(len(labels), 1)
                 self.label_rows = torch.nn.Parameter(start.clone())
 
             def forward(self, ids: Any, mask: Any) -> Any:
@@ -143,8 +134,6 @@ class CausalLMRouter(Router):
 
         net = Net()
         net.tokenizer = tokenizer
-        net.label_ids = label_ids
-        net.model_names = names
         blocks = list(lm.model.layers)
         for p in lm.parameters():
             p.requires_grad = train_layers < 0
@@ -155,26 +144,29 @@ class CausalLMRouter(Router):
         return net
 
     def _encode(self, net: Any, texts: list[str], max_length: int, device: str) -> tuple[Any, Any]:
+        names = list(self.model_names_)
         chats = [
             net.tokenizer.apply_chat_template(
-                [{"role": "user", "content": instruction(net.model_names, text)}],
+                [{"role": "user", "content": instruction(names, text)}],
                 tokenize=False,
                 add_generation_prompt=True,
             )
             if net.tokenizer.chat_template
-            else instruction(net.model_names, text) + "\nLabel:"
+            else instruction(names, text) + "\nLabel:"
             for text in texts
         ]
-        # keep the end of a long instruction: the generation prompt must stay last
-        net.tokenizer.truncation_side = "left"
         batch = net.tokenizer(
             chats, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
         )
         return batch["input_ids"].to(device), batch["attention_mask"].to(device)
 
+    def _outputs(self, raw: FloatArray) -> FloatArray:
+        shifted = np.exp(raw - raw.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+
     def _fit(self, train_data: RoutingData) -> None:
         torch = torch_module()
-        settings = apply_preset(self, PRESETS, DEFAULTS)
+        settings = self.settings()
         if train_data.n_models < 2:
             raise CodynError("causal_lm: needs at least two models")
         device = pick_device(self.device)
@@ -183,10 +175,9 @@ class CausalLMRouter(Router):
         usable = np.flatnonzero(targets.sum(axis=1) > 0)
         if usable.size < 2:
             raise CodynError("causal_lm: fewer than two train prompts have a known score")
-        net = self._build(int(settings["train_layers"])).to(device)
+        net = self._build(settings).to(device)
         texts = train_data.texts
         rows, val_rows = validation_split(usable.size, self.validation_share, self.seed)
-        rows, val_rows = usable[rows], usable[val_rows]
         y = torch.from_numpy(targets.astype(np.float32)).to(device)
         length = int(settings["max_length"])
 
@@ -195,61 +186,12 @@ class CausalLMRouter(Router):
             log_p = torch.log_softmax(net(ids, mask), dim=1)
             return -(y[torch.from_numpy(index).to(device)] * log_p).sum(dim=1).mean()
 
-        def val_loss() -> float:
-            step = int(settings["batch_size"])
-            parts = [float(loss_on(val_rows[i : i + step])) for i in range(0, len(val_rows), step)]
-            return sum(parts) / max(len(parts), 1)
-
-        log = train(
+        self._train_network(
             net,
-            lambda batch: loss_on(rows[batch]),
-            len(rows),
-            val_loss,
-            epochs=int(settings["epochs"]),
-            batch_size=int(settings["batch_size"]),
-            lr=float(settings["lr"]),
-            patience=int(settings["patience"]),
-            seed=self.seed,
-            label="causal_lm",
-            device=device,
-            lr_of=lambda name: float(
-                settings["label_lr"] if name == "label_rows" else settings["lr"]
-            ),
+            loss_on,
+            usable[rows],
+            usable[val_rows],
+            settings,
+            device,
+            lambda name: float(settings["label_lr"] if name == "label_rows" else settings["lr"]),
         )
-        self.log_ = log.to_dict()
-        self.weights_ = trainable_arrays(net.cpu())
-        self._net = net.to(device)
-
-    def _network(self) -> Any:
-        if self._net is None:
-            settings = apply_preset(self, PRESETS, DEFAULTS)
-            net = self._build(int(settings["train_layers"]))
-            load_module_arrays(net, self.weights_)
-            self._net = net.to(pick_device(self.device)).eval()
-        return self._net
-
-    def _predict(self, texts: list[str], data: RoutingData | None) -> FloatArray:
-        torch = torch_module()
-        if any(not t.strip() for t in texts):
-            raise CodynError("an empty prompt: there is nothing to route on")
-        settings = apply_preset(self, PRESETS, DEFAULTS)
-        net = self._network()
-        device = str(next(net.parameters()).device)
-        out = []
-        with torch.no_grad():
-            for i in range(0, len(texts), 16):
-                ids, mask = self._encode(
-                    net, texts[i : i + 16], int(settings["max_length"]), device
-                )
-                out.append(torch.softmax(net(ids, mask), dim=1).float().cpu().numpy())
-        if not out:
-            return np.empty((0, len(self.model_names_)))
-        return np.vstack(out).astype(np.float64)
-
-    def _state(self) -> State:
-        return {"log": self.log_}, dict(self.weights_)
-
-    def _set_state(self, state: dict[str, Any], arrays: Arrays) -> None:
-        self.log_ = dict(state["log"])
-        self.weights_ = dict(arrays)
-        self._net = None

@@ -15,15 +15,18 @@ import importlib.util
 import os
 import sys
 import time
+from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
+from codyn.data.routing import RoutingData
 from codyn.errors import CodynError
+from codyn.routers.base import Arrays, Router, State
 
 FloatArray = NDArray[np.float64]
 
@@ -326,3 +329,114 @@ def trainable_arrays(module: Any) -> dict[str, np.ndarray]:
     router saves, the rest being the backbone it rebuilds from."""
     trained = {n for n, p in module.named_parameters() if p.requires_grad}
     return {k: v for k, v in module_arrays(module).items() if k in trained}
+
+
+def batched_mean(
+    loss_on: Callable[[NDArray[np.int64]], Any], rows: NDArray[np.int64], step: int
+) -> float:
+    """The mean of ``loss_on`` over ``rows`` in batches of ``step`` (a validation loss)."""
+    parts = [float(loss_on(rows[i : i + step])) for i in range(0, len(rows), step)]
+    return sum(parts) / max(len(parts), 1)
+
+
+class FineTunedRouter(Router):
+    """What the routers that fine-tune a backbone share (`regression_heads`, `causal_lm`): the
+    preset settings, the training glue, saving the weights training changed (the rest is
+    rebuilt from the backbone on first use) and batched prediction without gradients.
+
+    A subclass builds the network (`_build`: ``net(ids, mask)`` returns one row of outputs
+    per prompt), tokenises (`_encode`) and turns outputs into predicted quality (`_outputs`).
+    """
+
+    tensor_weights = True
+    PRESETS: ClassVar[dict[str, dict[str, Any]]]
+    DEFAULTS: ClassVar[dict[str, Any]]
+    log_: dict[str, Any]
+    weights_: Arrays
+    _net: Any = None
+
+    @abstractmethod
+    def _build(self, settings: dict[str, Any]) -> Any:
+        """The network, its trainable parameters those training may change."""
+
+    @abstractmethod
+    def _encode(self, net: Any, texts: list[str], max_length: int, device: str) -> tuple[Any, Any]:
+        """Token ids and attention mask of ``texts`` on ``device``."""
+
+    @abstractmethod
+    def _outputs(self, raw: FloatArray) -> FloatArray:
+        """The network's outputs for some prompts -> their predicted quality."""
+
+    def settings(self) -> dict[str, Any]:
+        """The parameters given, else the preset's, else the family's defaults."""
+        return apply_preset(self, self.PRESETS, self.DEFAULTS)
+
+    def _train_network(
+        self,
+        net: Any,
+        loss_on: Callable[[NDArray[np.int64]], Any],
+        rows: NDArray[np.int64],
+        val_rows: NDArray[np.int64],
+        settings: dict[str, Any],
+        device: str,
+        lr_of: Callable[[str], float],
+    ) -> None:
+        """`train` on ``rows`` with the loss on ``val_rows`` for early stopping; keeps the log
+        and the trained weights."""
+        step = int(settings["batch_size"])
+        log = train(
+            net,
+            lambda batch: loss_on(rows[batch]),
+            len(rows),
+            lambda: batched_mean(loss_on, val_rows, step),
+            epochs=int(settings["epochs"]),
+            batch_size=step,
+            lr=float(settings["lr"]),
+            patience=int(settings["patience"]),
+            seed=self.seed,
+            label=self.family,
+            device=device,
+            lr_of=lr_of,
+        )
+        self.log_ = log.to_dict()
+        self.weights_ = trainable_arrays(net.cpu())
+        self._net = net.to(device).eval()
+
+    def _network(self) -> Any:
+        if self._net is None:
+            net = self._build(self.settings())
+            load_module_arrays(net, self.weights_)
+            self._net = net.to(pick_device(self.device)).eval()
+        return self._net
+
+    def _predict(self, texts: list[str], data: RoutingData | None) -> FloatArray:
+        torch = torch_module()
+        if any(not t.strip() for t in texts):
+            raise CodynError("an empty prompt: there is nothing to route on")
+        length = int(self.settings()["max_length"])
+        net = self._network()
+        device = str(next(net.parameters()).device)
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(texts), 16):
+                ids, mask = self._encode(net, texts[i : i + 16], length, device)
+                out.append(net(ids, mask).float().cpu().numpy())
+        if not out:
+            return np.empty((0, len(self.model_names_)))
+        return self._outputs(np.vstack(out).astype(np.float64))
+
+    def _extra_state(self) -> dict[str, Any]:
+        """What the subclass learned besides the weights (JSON-able). Default: nothing."""
+        return {}
+
+    def _set_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what `_extra_state` returned. Default: nothing."""
+
+    def _state(self) -> State:
+        return {"log": self.log_, **self._extra_state()}, dict(self.weights_)
+
+    def _set_state(self, state: dict[str, Any], arrays: Arrays) -> None:
+        self.log_ = dict(state["log"])
+        self._set_extra_state(state)
+        self.weights_ = dict(arrays)
+        self._net = None
