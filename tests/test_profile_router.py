@@ -198,7 +198,8 @@ def test_profile_eval_cli(data: RoutingData, tmp_path: Path) -> None:
         "profile", "eval", data_file, "--param", "featuriser=tfidf", "--n", "6", "--json"
     )  # fmt: skip
     assert first.code == 0, first.stderr
-    assert json.loads(first.stdout)["n_prompts"] == 6
+    sample = json.loads(first.stdout)
+    assert sample["n_prompts"] == 6 and set(sample["per_task"]) == {"mbpp", "trivia_qa"}
     shown = run_cli("profile", "eval", data_file, "--param", "featuriser=tfidf")
     assert shown.code == 0 and "trained profiler" in shown.stdout and "p99" in shown.stdout
 

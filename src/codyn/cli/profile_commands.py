@@ -102,12 +102,17 @@ def eval_command(
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split.")] = 0,
     n: Annotated[
-        int | None, typer.Option("--n", min=1, help="Profile only the first N test prompts.")
+        int | None,
+        typer.Option(
+            "--n", min=1, help="Profile only N test prompts, evenly spaced over the test split."
+        ),
     ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Category and level accuracy of a profiler on held-out prompts (Tables 1-2), per task,
     with confusion matrices (--json) and the latency of one decision."""
+    import numpy as np
+
     from codyn.data.routing import RoutingData
     from codyn.data.splits import train_test
     from codyn.profile.evaluation import evaluate_profiles
@@ -120,8 +125,9 @@ def eval_command(
     train, test = train_test(
         RoutingData.load(data), test_size=test_size, split_file=split_file, seed=seed
     )
-    if n is not None:
-        test = test.subset(prompt_ids=list(test.prompts["id"][:n]))
+    if n is not None and n < test.n_prompts:  # every task of a task-sorted split gets its share
+        picks = np.unique(np.linspace(0, test.n_prompts - 1, n).round().astype(int))
+        test = test.subset(prompt_ids=list(test.prompts["id"].iloc[picks]))
     router.fit(train)
     taxonomy = load_taxonomy(router.taxonomy)
     tasks = list(test.tasks)
