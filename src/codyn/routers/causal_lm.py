@@ -10,9 +10,10 @@ RouteLLM's binary win probability; n models one label each.
 Targets are soft: a prompt's probability mass is split evenly over the models with its best
 score (every known model when all score alike, a prompt without preference). The loss is the
 cross-entropy against them; the label tokens' output rows start as the mean output embedding
-and are trained with the rest (``train_layers=-1``, full fine-tuning as in the paper) or with
-the last ``train_layers`` blocks only. The saved router holds the weights training changed;
-the frozen rest is rebuilt from the backbone.
+and train with the last ``train_layers`` blocks (2 by default: a full fine-tune of 135M
+parameters took 14 minutes an epoch on 297 prompts on this 2-core CPU) or with every weight
+(``train_layers=-1``, ``preset=paper``: RouteLLM's full fine-tuning, for a GPU). The saved
+router holds the weights training changed; the frozen rest is rebuilt from the backbone.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class CausalLMRouter(FineTunedRouter):
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "default": {},
-        "paper": {"epochs": 3, "lr": 1e-6, "batch_size": 8, "max_length": 2048},
+        "paper": {"epochs": 3, "lr": 1e-6, "batch_size": 8, "max_length": 2048, "train_layers": -1},
         "tiny": {"epochs": 2, "lr": 1e-3, "max_length": 48, "train_layers": 0, "batch_size": 16},
     }
     DEFAULTS: ClassVar[dict[str, Any]] = {
@@ -77,9 +78,9 @@ class CausalLMRouter(FineTunedRouter):
         "lr": 2e-5,
         "label_lr": 1e-3,
         "batch_size": 8,
-        "max_length": 256,
+        "max_length": 192,
         "patience": 1,
-        "train_layers": -1,
+        "train_layers": 2,
     }
 
     def __init__(
