@@ -177,6 +177,12 @@ def test_eval_reports_the_three_modes_as_points(data: RoutingData) -> None:
     assert points["low-cost"]["cost"] < points["optimum"]["cost"] < points["best"]["cost"]
     assert points["best"]["quality"] == pytest.approx(1.0)
     assert result.to_dict()["routers"]["profile"]["points"][1]["name"] == "optimum"
+    from codyn.report.figures import cost_quality_figure
+
+    axes = cost_quality_figure(result).axes[0]
+    marked = [line for line in axes.get_lines() if line.get_marker() == "P"]
+    assert len(marked) == 3
+    assert {t.get_text() for t in axes.texts} >= {"low-cost", "optimum", "best"}
 
 
 def test_profile_eval_cli(data: RoutingData, tmp_path: Path) -> None:

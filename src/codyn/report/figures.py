@@ -203,6 +203,13 @@ def cost_quality_figure(result: EvaluationResult) -> Figure:
         ax.plot(
             r.default_cost / top, r.default_quality, "*", ms=11, color=color, mec="white", mew=0.6
         )
+        for point in r.points:  # a router's named knobs (the profile router's modes)
+            x = point["cost"] / top
+            if not np.isfinite(x):
+                continue
+            ax.plot(x, point["quality"], "P", ms=8, color=color, mec="black", mew=0.6)
+            ax.annotate(point["name"], (x, point["quality"]), xytext=(4, -10),
+                        textcoords="offset points", fontsize=7, color=color)  # fmt: skip
     ax.scatter(
         mc,
         mq,
@@ -222,7 +229,10 @@ def cost_quality_figure(result: EvaluationResult) -> Figure:
     ax.set_xlabel("mean cost per call, as a share of the most expensive model's (log scale)")
     ax.set_ylabel("quality (mean test score)")
     ax.grid(True, which="major", alpha=0.25)
-    ax.set_title("Cost-quality: knob sweeps (dots, ★ = default knob), hulls (lines, area = AIQ)")
+    ax.set_title(
+        "Cost-quality: knob sweeps (dots, ★ = default knob, ✚ = named knobs), hulls (lines, "
+        "area = AIQ)"
+    )
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     fig.canvas.draw()
     _place_labels(ax, mc, mq, [short_name(m["name"]) for m in models])
