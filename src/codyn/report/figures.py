@@ -229,10 +229,7 @@ def cost_quality_figure(result: EvaluationResult) -> Figure:
     ax.set_xlabel("mean cost per call, as a share of the most expensive model's (log scale)")
     ax.set_ylabel("quality (mean test score)")
     ax.grid(True, which="major", alpha=0.25)
-    ax.set_title(
-        "Cost-quality: knob sweeps (dots, ★ = default knob, ✚ = named knobs), hulls (lines, "
-        "area = AIQ)"
-    )
+    ax.set_title("Cost-quality: sweeps (dots; ★ default, ✚ named knobs), hulls (area = AIQ)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     fig.canvas.draw()
     _place_labels(ax, mc, mq, [short_name(m["name"]) for m in models])
