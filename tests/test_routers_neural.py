@@ -14,6 +14,15 @@ import pytest
 
 from codyn.data.routing import RoutingData
 from codyn.errors import CodynError
+from codyn.routers.autoregressive import (
+    AutoregressiveRouter,
+    format_reward,
+    is_valid_ranking,
+    parse_ranking,
+    position_reward,
+    system_prompt,
+    target_rankings,
+)
 from codyn.routers.causal_lm import CausalLMRouter, best_model_targets, instruction
 from codyn.routers.classifier import (
     ClassifierRouter,
@@ -246,3 +255,50 @@ def test_best_model_targets_split_ties() -> None:
         [[0.5, 0.0, 0.5], [1 / 3, 1 / 3, 1 / 3], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]],
     )
     assert "[[M1]] mid" in instruction(MODELS, "a request")
+
+
+def test_ranking_format_and_algorithm_1_rewards() -> None:
+    assert is_valid_ranking("2,0,1", 3) and is_valid_ranking(" 1, 2 ,0", 3)
+    for bad in ("2,0", "2,0,0", "0,1,3", "Here is 0,1,2", "", "0;1;2"):
+        assert not is_valid_ranking(bad, 3), bad
+    assert parse_ranking("Here is my ranking: 2, then 0, 2 again, 7", 3) == [2, 0]
+    assert parse_ranking("no numbers", 3) == []
+    outputs = ["0,1,2", "1,0,2", "2,1,0", "two, one", [{"role": "assistant", "content": "0,2,1"}]]
+    assert format_reward(outputs, 3) == [0.0, 0.0, 0.0, -5.0, 0.0]
+    # the target ranking is 1,0,2: first entry 0 stands 2nd, 1 stands 1st, 2 stands 3rd
+    assert position_reward(outputs, ["1,0,2"] * 5, 3) == [0.5, 1.0, 0.25, 0.0, 0.5]
+    assert position_reward(["3,2,1,0"], ["0,1,2,3"], 4) == [0.0]  # 4th place earns nothing
+    rankings = target_rankings(np.array([[1.0, 1.0, 0.0], [0.0, 0.5, 0.5]]), COSTS, 0.0)
+    assert rankings == ["0,1,2", "1,2,0"]  # ties to the cheaper model
+    # RS = ES + 0.5 * CS^-1 = 0 + 0.5, 1 + 0.5 * 7/9, 1 + 0
+    assert target_rankings(np.array([[0.0, 1.0, 1.0]]), COSTS, 0.5) == ["1,2,0"]
+    assert "numbered" not in system_prompt(3) and "from 0 to 2" in system_prompt(3)
+
+
+def test_autoregressive_sft_learns_rankings_and_reports_invalid_outputs(tmp_path: Path) -> None:
+    router = AutoregressiveRouter(preset="tiny", epochs=3, seed=0).fit(make_data(32))
+    easy = "write a function that adds two numbers variant 77"
+    hard = "implement a concurrent lock free skip list with range queries variant 77"
+    answers = router._generate([easy, hard])
+    assert all(is_valid_ranking(a, 3) for a in answers), answers
+    assert router.invalid_rate_ == 0.0 and router.log_["method"] == "sft"
+    predicted = router.predict([easy, hard])
+    assert predicted[0, 0] > predicted[0, 2] and predicted[1, 2] > predicted[1, 0]
+    assert router.outputs_seen == 2 and router.invalid_seen == 0
+    router.save(tmp_path / "ar")
+    assert (tmp_path / "ar" / "weights.safetensors").stat().st_size < 5_000_000  # LoRA only
+    np.testing.assert_array_equal(load_router(tmp_path / "ar").predict([easy, hard]), predicted)
+
+
+def test_autoregressive_grpo_runs_trl_and_counts_invalid_outputs() -> None:
+    """From the untuned 135M model every completion is invalid (reward -5, no spread, no
+    gradient): GRPO alone keeps the base model's prose, and the invalid share says so."""
+    router = AutoregressiveRouter(preset="tiny", method="grpo", grpo_steps=2, seed=0)
+    router.fit(make_data(16))
+    assert router.log_["method"] == "grpo" and router.log_["grpo_steps"] == 2
+    assert 0.0 <= router.invalid_rate_ <= 1.0
+    predicted = router.predict(["write a function that adds two numbers variant 1"])
+    assert predicted.shape == (1, 3)
+    assert router.outputs_seen == 1
+    with pytest.raises(CodynError, match="method must be one of sft, grpo, sft\\+grpo"):
+        AutoregressiveRouter(method="dpo", preset="tiny").fit(make_data(8))

@@ -321,7 +321,12 @@ def load_backbone(backbone: str, *, lm_head: bool = False) -> tuple[Any, Any]:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     cls = AutoModelForCausalLM if lm_head else AutoModel
-    return tokenizer, cls.from_pretrained(directory, local_files_only=True, **kwargs)
+    model = cls.from_pretrained(directory, local_files_only=True, **kwargs)
+    if gguf:  # dequantised to float32 on load: a plain model to train and save, not a GGUF one
+        model.hf_quantizer = None
+        model.config.quantization_config = None
+        model.is_quantized = False
+    return tokenizer, model
 
 
 def trainable_arrays(module: Any) -> dict[str, np.ndarray]:
