@@ -263,6 +263,8 @@ def test_ranking_format_and_algorithm_1_rewards() -> None:
         assert not is_valid_ranking(bad, 3), bad
     assert parse_ranking("Here is my ranking: 2, then 0, 2 again, 7", 3) == [2, 0]
     assert parse_ranking("no numbers", 3) == []
+    assert is_valid_ranking("10,2,0,1,3,4,5,6,7,8,9", 11)  # RouterBench's eleven models
+    assert parse_ranking("10,2,11", 11) == [10, 2]
     outputs = ["0,1,2", "1,0,2", "2,1,0", "two, one", [{"role": "assistant", "content": "0,2,1"}]]
     assert format_reward(outputs, 3) == [0.0, 0.0, 0.0, -5.0, 0.0]
     # the target ranking is 1,0,2: first entry 0 stands 2nd, 1 stands 1st, 2 stands 3rd

@@ -64,6 +64,12 @@ def system_prompt(n_models: int) -> str:
     )
 
 
+def completion_tokens(n_models: int) -> int:
+    """Room for a full ranking: every number (up to two digits, maybe two tokens), its comma,
+    and the end of the turn."""
+    return 3 * n_models + 2
+
+
 def is_valid_ranking(text: str, n_models: int) -> bool:
     """Algorithm 1's format check: exactly the ``n`` distinct numbers, comma-separated."""
     parts = text.strip().split(",")
@@ -226,8 +232,6 @@ class AutoregressiveRouter(FineTunedRouter):
             raise CodynError(
                 f"autoregressive: method must be one of {', '.join(METHODS)}, got {self.method!r}"
             )
-        if train_data.n_models > 10:
-            raise CodynError("autoregressive: at most 10 models (one digit each)")
         settings = self.settings()
         device = pick_device(self.device)
         seed_all(self.seed)
@@ -340,7 +344,7 @@ class AutoregressiveRouter(FineTunedRouter):
                 learning_rate=float(settings["lr"]),
                 per_device_train_batch_size=int(self.generations),
                 num_generations=int(self.generations),
-                max_completion_length=2 * n + 2,
+                max_completion_length=completion_tokens(n),
                 max_steps=int(settings["grpo_steps"]),
                 logging_steps=1,
                 save_strategy="no",
@@ -372,7 +376,7 @@ class AutoregressiveRouter(FineTunedRouter):
                 out = net.generate(
                     input_ids=ids,
                     attention_mask=mask,
-                    max_new_tokens=2 * len(self.model_names_) + 2,
+                    max_new_tokens=completion_tokens(len(self.model_names_)),
                     do_sample=False,
                     pad_token_id=net.tokenizer.pad_token_id,
                 )
