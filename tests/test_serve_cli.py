@@ -7,6 +7,7 @@ backend halfway, and checks the decision log: marked ``backend``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -18,10 +19,11 @@ import httpx
 import pytest
 
 import codyn.cli.serve_commands  # noqa: F401  (registers the commands)
-from codyn.bench.local import WEAK, free_port
+from codyn.bench.local import WEAK, LlamaServer, free_port
+from codyn.bench.serve import PROMPTS, _paired
 from codyn.serve.log import DecisionLog
 from tests.conftest import run_cli
-from tests.serve_support import model_entry, write_config
+from tests.serve_support import llama, model_entry, serving, wait_for, write_config  # noqa: F401
 
 ENTRY = "import codyn.cli.serve_commands; from codyn.cli.main import main; main()"
 
@@ -86,3 +88,48 @@ def test_bench_serve_measures_overhead_and_checks_the_log() -> None:
     check = report["log_check"]
     assert check["missing_rows"] == check["duplicate_rows"] == check["unanswered"] == 0
     assert check["rows"] == check["requests"] == check["answered_200"]
+
+
+def test_bench_against_litellm_without_the_command_is_one_line() -> None:
+    result = run_cli("bench", "serve", "--against-litellm", "no-such-litellm-command")
+    assert result.code == 1
+    assert result.stderr.strip() == (
+        "error: --against-litellm: no executable 'no-such-litellm-command' (the `litellm` "
+        "command of an install with litellm[proxy])"
+    )
+
+
+@pytest.mark.backend
+def test_paired_overhead_puts_each_proxy_against_direct_calls(
+    llama: dict[str, LlamaServer],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The measurement behind ``--against-litellm``, with a second codyn proxy where LiteLLM's
+    would be (litellm[proxy] does not install from PyPI alone: it pins an unpublished
+    ``litellm-proxy``): every sample reaches the backend three ways, and every request through
+    a proxy is in that proxy's log."""
+    configs = []
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        models = {WEAK: model_entry(llama[WEAK].api_base, 0.1, 0.2)}
+        configs.append(write_config(tmp_path / name, models=models))
+    with serving(configs[0]) as first, serving(configs[1]) as second:
+        bases = {
+            "direct": llama[WEAK].api_base.removesuffix("/v1"),
+            "codyn": first.url,
+            "litellm": second.url,
+        }
+        result = asyncio.run(_paired(bases, WEAK, n=6, concurrency=2, duration_s=2.0, max_tokens=1))
+        sequential, sustained = result["sequential"], result["sustained"]
+        assert sequential["samples"] == 6 and sequential["failed"] == sustained["failed"] == 0
+        assert sustained["samples"] > 0
+        for phase in (sequential, sustained):
+            assert phase["codyn"]["p50"] is not None and phase["litellm"]["p99"] is not None
+        ids = result["codyn_request_ids"]
+        samples = 2 * len(PROMPTS) + sequential["samples"] + sustained["samples"]
+        assert len(ids) == len(set(ids)) == 2 * samples  # both proxies here are codyn
+
+        def logged() -> set[str]:
+            return {row["id"] for served in (first, second) for row in served.rows()}
+
+        wait_for(lambda: logged() == set(ids), what="every request's row")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codyn.serve.journal import INTERRUPTED, Journal
+from codyn.serve.journal import INTERRUPTED, SEGMENT_BYTES, Journal
 from codyn.serve.log import DecisionLog, DecisionRow
 from tests.serve_support import wait_for
 
@@ -90,7 +90,10 @@ def test_a_torn_last_record_is_skipped(tmp_path: Path) -> None:
     demand, so the test appends it to the dead writer's segment."""
     writer(tmp_path, finished=5, under_way=0).wait(timeout=60)
     segment = next((tmp_path / "journal").glob("*.jsonl"))
-    with open(segment, "ab") as fh:
+    records = segment.read_bytes()
+    assert len(records) == SEGMENT_BYTES and records.count(b"\n") == 10  # allocated whole
+    with open(segment, "r+b") as fh:  # where the killed writer's next record would have gone
+        fh.seek(records.index(b"\0"))
         fh.write(b'{"kind":"end","row":{"id":"torn","sta')
     log = reopened(tmp_path)
     try:
@@ -140,8 +143,9 @@ def test_segments_go_once_their_rows_are_in_the_database(tmp_path: Path) -> None
     journal.written(row.id for row in rows[:20])
     left = list(tmp_path.glob("*.jsonl"))
     assert 1 < len(left) < before  # the first segments went; those holding r20.. stay
-    later = [f'"id":"r{i}"' for i in range(20, 40)]
-    assert all(any(i in path.read_text() for i in later) for path in left if path.stat().st_size)
+    later = [f'"id":"r{i}"'.encode() for i in range(20, 40)]
+    kept = [path.read_bytes().rstrip(b"\0") for path in left]  # each allocated whole
+    assert all(any(i in records for i in later) for records in kept if records)
     journal.written(row.id for row in rows[20:])
     assert len(list(tmp_path.glob("*.jsonl"))) == 1  # the current segment, empty of pending
     journal.close()

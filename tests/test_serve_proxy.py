@@ -42,7 +42,7 @@ CODE_PROMPT = "Write a Python function that checks whether a number is prime."
 CHAT_PROMPT = "Say hello to my friend."
 ADMIN = {"Authorization": f"Bearer {KEY}"}
 SLOW = "qwen-slow"
-DIRECT = "smollm2-direct"
+VIA_LITELLM = "smollm2-litellm"
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def served(
             WEAK: model_entry(weak, 0.1, 0.2, context_window=256),
             STRONG: model_entry(strong, 1.0, 2.0, context_window=2048),
             SLOW: model_entry(strong, 1.0, 2.0, litellm=f"openai/{STRONG}", timeout_s=0.001),
-            DIRECT: model_entry(weak, 0.1, 0.2, sdk="openai"),
+            VIA_LITELLM: model_entry(weak, 0.1, 0.2, sdk="litellm"),
         },
         routes={
             "codyn-code": {
@@ -128,7 +128,7 @@ def test_knob_in_the_model_name(served: Served, client: openai.OpenAI) -> None:
 
 
 def test_catalog_model_passes_through(served: Served, client: openai.OpenAI) -> None:
-    for model in (WEAK, DIRECT):  # LiteLLM, then the openai SDK directly
+    for model in (WEAK, VIA_LITELLM):  # OpenAI's protocol directly, then through LiteLLM
         raw = client.chat.completions.with_raw_response.create(
             model=model, messages=ask(CHAT_PROMPT), max_tokens=4
         )
@@ -297,41 +297,51 @@ def test_usage_is_the_backends_and_an_estimate_says_so(
     assert row["usage_estimated"] is False
     assert float(raw.headers["x-codyn-cost-usd"]) == pytest.approx(row["cost_usd"], abs=1e-9)
 
-    # llama.cpp's server ignores stream_options: LiteLLM counts, and the row says so
-    streamed = client.chat.completions.with_raw_response.create(
-        model=WEAK, messages=ask(CHAT_PROMPT), max_tokens=4, stream=True,
-        stream_options={"include_usage": True},
-    )  # fmt: skip
-    assert float(streamed.headers["x-codyn-backend-ms"]) > 0  # time to the first chunk
-    assert "x-codyn-cost-usd" not in streamed.headers  # known at the end: in the log
-    last = list(streamed.parse())[-1]
-    assert set(last.usage.model_dump(exclude_none=True)) <= OPENAI_USAGE
-    assert last.usage.model_extra in ({}, None)  # no `cost` or other extra field
-    row = served.row(streamed.headers["x-codyn-request-id"])
-    assert row["usage_estimated"] is True and row["tokens_out"] == last.usage.completion_tokens
+    # llama.cpp's server ignores stream_options: the proxy (or LiteLLM) counts, and says so
+    for model in (WEAK, VIA_LITELLM):
+        streamed = client.chat.completions.with_raw_response.create(
+            model=model, messages=ask(CHAT_PROMPT), max_tokens=4, stream=True,
+            stream_options={"include_usage": True},
+        )  # fmt: skip
+        assert float(streamed.headers["x-codyn-backend-ms"]) > 0  # time to the first chunk
+        assert "x-codyn-cost-usd" not in streamed.headers  # known at the end: in the log
+        chunks = list(streamed.parse())
+        last = chunks[-1]
+        assert last.choices == [] and set(last.usage.model_dump(exclude_none=True)) <= OPENAI_USAGE
+        assert last.usage.model_extra in ({}, None)  # no `cost` or other extra field
+        assert all(c.usage is None for c in chunks[:-1])
+        row = served.row(streamed.headers["x-codyn-request-id"])
+        assert row["usage_estimated"] is True and row["tokens_out"] == last.usage.completion_tokens
+        assert row["tokens_in"] == last.usage.prompt_tokens > 0 and row["tokens_out"] > 0
 
 
 def test_a_backend_reporting_stream_usage_is_logged_exactly(served: Served, tmp_path: Path) -> None:
     """A second proxy in front of this one: its backend (this proxy) answers
     ``stream_options.include_usage``, so its row has the reported counts, not an estimate."""
+    back = f"{served.url}/v1"
     config = write_config(
         tmp_path,
-        models={
-            "via-codyn": model_entry(
-                f"{served.url}/v1", 0.1, 0.2, litellm=f"openai/{WEAK}", api_key_env="CODYN_TEST_KEY"
-            )
+        models={  # the back proxy's model by name (direct), and under another (LiteLLM)
+            WEAK: model_entry(back, 0.1, 0.2, api_key_env="CODYN_TEST_KEY"),
+            "via-litellm": model_entry(
+                back, 0.1, 0.2, litellm=f"openai/{WEAK}", api_key_env="CODYN_TEST_KEY"
+            ),
         },
     )
     with serving(config) as front:
         client = openai.OpenAI(base_url=f"{front.url}/v1", api_key="none", max_retries=0)
-        raw = client.chat.completions.with_raw_response.create(
-            model="via-codyn", messages=ask(CHAT_PROMPT), max_tokens=4, stream=True,
-            stream_options={"include_usage": True},
-        )  # fmt: skip
-        usage = list(raw.parse())[-1].usage
-        row = front.row(raw.headers["x-codyn-request-id"])
-    assert row["usage_estimated"] is False
-    assert (row["tokens_in"], row["tokens_out"]) == (usage.prompt_tokens, usage.completion_tokens)
+        for model in (WEAK, "via-litellm"):
+            raw = client.chat.completions.with_raw_response.create(
+                model=model, messages=ask(CHAT_PROMPT), max_tokens=4, stream=True,
+                stream_options={"include_usage": True},
+            )  # fmt: skip
+            usage = list(raw.parse())[-1].usage
+            row = front.row(raw.headers["x-codyn-request-id"])
+            assert row["usage_estimated"] is False and row["model"] == model
+            assert (row["tokens_in"], row["tokens_out"]) == (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+            )
 
 
 def test_requests_in_flight_are_counted(served: Served) -> None:

@@ -62,11 +62,11 @@ class CatalogModel(_Strict):
     """Calls per minute `codyn collect` sends to this model at most (spaced evenly)."""
     max_concurrency: Annotated[int, Field(gt=0)] | None = None
     """Calls `codyn collect` keeps in flight to this model at most (below ``--concurrency``)."""
-    sdk: Literal["litellm", "openai"] = "litellm"
-    """``openai``: the proxy calls an ``api_base`` with the openai SDK directly, as LiteLLM does
-    underneath for these, minus LiteLLM's few milliseconds of bookkeeping per call. Streams
-    (and `codyn.Client`) still go through LiteLLM, which counts a stream's tokens when the
-    backend does not report usage."""
+    sdk: Literal["auto", "litellm", "openai"] = "auto"
+    """How the proxy calls the model: ``openai`` speaks OpenAI's HTTP protocol to ``api_base``
+    directly (`codyn.serve.wire`: no SDK, milliseconds less per call), ``litellm`` goes
+    through LiteLLM; ``auto``, ``openai`` for an ``api_base`` without a ``litellm`` model
+    string. `codyn collect` and `codyn.Client` call through LiteLLM either way."""
 
     @model_validator(mode="after")
     def _has_endpoint(self) -> Self:
@@ -75,6 +75,12 @@ class CatalogModel(_Strict):
         if self.sdk == "openai" and (self.api_base is None or self.litellm is not None):
             raise ValueError("`sdk: openai` needs `api_base` and no `litellm` model string")
         return self
+
+    @property
+    def calls_directly(self) -> bool:
+        """The proxy speaks OpenAI's protocol to ``api_base`` itself (``sdk``)."""
+        direct = self.api_base is not None and self.litellm is None
+        return self.sdk == "openai" or (self.sdk == "auto" and direct)
 
     @property
     def litellm_model(self) -> str:

@@ -12,12 +12,24 @@ kNN router trained on the bundled demo data (two of its models stand in for the 
 and a SQLite decision log in a temporary folder. It can restart a backend halfway through the
 sustained phase and then checks the decision log against the responses: every request answered
 and logged exactly once. Loopback only; bounded by ``n`` and ``duration_s``.
+
+With ``against_litellm`` (the ``litellm`` command of an install with ``litellm[proxy]``),
+LiteLLM's own proxy (no database) runs in front of the same weak backend, and both proxies are
+measured the same way, which needs no header: each sample sends one prompt to the backend
+directly, through codyn (the model by name: no routing decision) and through LiteLLM, in an
+order that rotates, and a proxy's overhead is its time minus the direct call's; one client,
+then ``concurrency`` clients at once. The prompt is always the same, so that the backend's
+prompt cache makes its time short and steady (a new prompt costs SmolLM2 hundreds of
+milliseconds here, whose jitter would swamp a few milliseconds of overhead). With several
+clients the backend serves one request at a time, so each difference also holds a queueing
+wait; their median stays centred, with a wider spread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -188,22 +200,17 @@ def _demo_router(directory: Path) -> Path:
 
 
 def _write_config(folder: Path, servers: dict[str, LlamaServer], sdk: str) -> Path:
+    prices = {WEAK: (0.1, 0.2), STRONG: (1.0, 2.0)}
     config = {
         "models": {
-            WEAK: {
-                "api_base": servers[WEAK].api_base,
+            name: {
+                "api_base": servers[name].api_base,
                 "sdk": sdk,
-                "price_in": 0.1,
-                "price_out": 0.2,
-                "context_window": servers[WEAK].n_ctx,
-            },
-            STRONG: {
-                "api_base": servers[STRONG].api_base,
-                "sdk": sdk,
-                "price_in": 1.0,
-                "price_out": 2.0,
-                "context_window": servers[STRONG].n_ctx,
-            },
+                "price_in": price_in,
+                "price_out": price_out,
+                "context_window": servers[name].n_ctx,
+            }
+            for name, (price_in, price_out) in prices.items()
         },
         "routes": {ROUTE: {"router": str(_demo_router(folder / "router")), "knob": 0.3}},
         "database": {"url": f"sqlite:///{folder / 'decisions.db'}"},
@@ -214,38 +221,145 @@ def _write_config(folder: Path, servers: dict[str, LlamaServer], sdk: str) -> Pa
 
 
 @contextmanager
-def proxy_process(config: Path, log: Path | None = None) -> Iterator[str]:
-    """``uvicorn --factory codyn.serve.app:app_from_env`` on a free loopback port; yields its
-    base URL and stops it with SIGTERM (a graceful shutdown that drains the decision log)."""
-    port = free_port()
-    env = {**os.environ, "CODYN_CONFIG": str(config)}
-    command = [
-        sys.executable, "-m", "uvicorn", "--factory", "codyn.serve.app:app_from_env",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
-    ]  # fmt: skip
+def _server_process(
+    command: list[str], env: dict[str, str], health_url: str, log: Path | None, what: str
+) -> Iterator[None]:
+    """A server child process, ready once ``health_url`` answers 200; stopped with SIGTERM (a
+    graceful shutdown: codyn's drains the decision log)."""
     with child_output(log) as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120.0
         while True:
             if process.poll() is not None:
-                raise CodynError(f"the proxy exited with {process.returncode}; see {log}")
+                raise CodynError(f"{what} exited with {process.returncode}; see {log}")
             try:
-                if httpx.get(f"{base_url}/healthz", timeout=2.0).status_code == 200:
+                if httpx.get(health_url, timeout=2.0).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise CodynError("the proxy did not become ready in 120 s")
+                raise CodynError(f"{what} did not become ready in 120 s; see {log}")
             time.sleep(0.2)
-        yield base_url
+        yield
     finally:
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@contextmanager
+def proxy_process(config: Path, log: Path | None = None) -> Iterator[str]:
+    """``uvicorn --factory codyn.serve.app:app_from_env`` on a free loopback port; yields its
+    base URL."""
+    port = free_port()
+    env = {**os.environ, "CODYN_CONFIG": str(config)}
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", "codyn.serve.app:app_from_env",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+    with _server_process(command, env, f"{base_url}/healthz", log, "the proxy"):
+        yield base_url
+
+
+@contextmanager
+def litellm_proxy(executable: str, server: LlamaServer, folder: Path) -> Iterator[str]:
+    """LiteLLM's proxy (``executable --config``: one worker, no database, its logs at ERROR)
+    in front of ``server`` under the model's name; yields its base URL."""
+    config = {
+        "model_list": [
+            {
+                "model_name": server.alias,
+                "litellm_params": {
+                    "model": f"openai/{server.alias}",
+                    "api_base": server.api_base,
+                    "api_key": "no-key",
+                },
+            }
+        ]
+    }
+    path = folder / "litellm.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    port = free_port()
+    env = {  # on loopback with no key, as codyn's side of the bench runs
+        **os.environ,
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
+    }
+    env.pop("DATABASE_URL", None)
+    command = [executable, "--config", str(path), "--host", "127.0.0.1", "--port", str(port),
+               "--num_workers", "1"]  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+    health = f"{base_url}/health/liveliness"
+    with _server_process(command, env, health, folder / "litellm.log", "LiteLLM's proxy"):
+        yield base_url
+
+
+async def _paired(
+    bases: dict[str, str], model: str, n: int, concurrency: int, duration_s: float, max_tokens: int
+) -> dict[str, Any]:
+    """Each proxy's overhead as its end-to-end time minus the direct call's, per sample; ``n``
+    samples one at a time, then ``concurrency`` clients for ``duration_s``."""
+    names = list(bases)
+    limits = httpx.Limits(max_connections=concurrency + 2)
+    clients = {
+        name: httpx.AsyncClient(base_url=url, timeout=120.0, limits=limits)
+        for name, url in bases.items()
+    }
+
+    body = {"model": model, "max_tokens": max_tokens, "temperature": 0,
+            "messages": [{"role": "user", "content": PROMPTS[1]}]}  # fmt: skip
+    codyn_ids: list[str] = []
+
+    async def sample(k: int) -> dict[str, float] | None:
+        times = {}
+        for name in names[k % len(names) :] + names[: k % len(names)]:
+            start = time.perf_counter()
+            response = await clients[name].post("/v1/chat/completions", json=body)
+            times[name] = (time.perf_counter() - start) * 1000.0
+            if "x-codyn-request-id" in response.headers:
+                codyn_ids.append(response.headers["x-codyn-request-id"])
+            if response.status_code != 200:
+                return None
+        return {name: times[name] - times["direct"] for name in names if name != "direct"}
+
+    def summary(samples: list[dict[str, float] | None]) -> dict[str, Any]:
+        good = [s for s in samples if s is not None]
+        out: dict[str, Any] = {"samples": len(samples), "failed": len(samples) - len(good)}
+        for name in names[1:]:
+            values = np.array([s[name] for s in good])
+            out[name] = {
+                "p50": float(np.percentile(values, 50)) if values.size else None,
+                "p99": float(np.percentile(values, 99)) if values.size else None,
+            }
+        return out
+
+    try:
+        for k in range(2 * len(PROMPTS)):  # connections, caches
+            await sample(k)
+        sequential = [await sample(k) for k in range(n)]
+        sustained: list[dict[str, float] | None] = []
+        deadline = time.perf_counter() + duration_s
+
+        async def worker(offset: int) -> None:
+            k = offset
+            while time.perf_counter() < deadline:
+                sustained.append(await sample(k))
+                k += concurrency
+
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+    finally:
+        for client in clients.values():
+            await client.aclose()
+    return {
+        "sequential": summary(sequential),
+        "sustained": summary(sustained),
+        "codyn_request_ids": codyn_ids,
+    }
 
 
 def bench_serve(
@@ -258,14 +372,28 @@ def bench_serve(
     duration_s: float = 20.0,
     max_tokens: int = 1,
     restart_after_s: float | None = None,
-    sdk: str = "litellm",
+    sdk: str = "auto",
+    against_litellm: str | None = None,
 ) -> dict[str, Any]:
     """Run both phases and, on the self-contained setup (whose models are called through
-    ``sdk``), check the decision log."""
-    if config is not None and (restart_after_s is not None or sdk != "litellm"):
-        raise CodynError("--restart-backend-after and --sdk need the self-contained setup")
-    if sdk not in ("litellm", "openai"):
-        raise CodynError(f"--sdk is litellm or openai, not {sdk!r}")
+    ``sdk``), check the decision log; with ``against_litellm``, compare with LiteLLM's proxy."""
+    if config is not None and (
+        restart_after_s is not None or sdk != "auto" or against_litellm is not None
+    ):
+        raise CodynError(
+            "--restart-backend-after, --sdk and --against-litellm need the self-contained setup"
+        )
+    if sdk not in ("auto", "litellm", "openai"):
+        raise CodynError(f"--sdk is auto, litellm or openai, not {sdk!r}")
+    if against_litellm is not None:
+        found = shutil.which(against_litellm)
+        if found is None:
+            raise CodynError(
+                f"--against-litellm: no executable {against_litellm!r} "
+                "(the `litellm` command of an install with litellm[proxy])"
+            )
+        against_litellm = found
+    comparison: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="codyn-bench-") as tmp:
         folder = Path(tmp)
         servers: dict[str, LlamaServer] = {}
@@ -282,6 +410,16 @@ def bench_serve(
                 warmup, sequential, sustained = asyncio.run(
                     _run(base_url, api_key, route, n, concurrency, duration_s, max_tokens, restart)
                 )
+                if against_litellm is not None:
+                    with litellm_proxy(against_litellm, servers[WEAK], folder) as litellm_url:
+                        bases = {
+                            "direct": servers[WEAK].api_base.removesuffix("/v1"),
+                            "codyn": base_url,
+                            "litellm": litellm_url,
+                        }
+                        comparison = asyncio.run(
+                            _paired(bases, WEAK, n, concurrency, duration_s, max_tokens)
+                        )
         finally:
             for server in servers.values():
                 server.stop()
@@ -295,7 +433,16 @@ def bench_serve(
         }
         if servers:
             samples = warmup + sequential.samples + sustained.samples
+            if comparison is not None:  # its requests through codyn are logged too
+                ids = comparison.pop("codyn_request_ids")
+                samples += [_Sample(True, 0.0, request_id=request_id) for request_id in ids]
             result["log_check"] = _check_log(config, samples)
+        if comparison is not None:
+            comparison.pop("codyn_request_ids", None)
+            for phase in comparison.values():
+                codyn, litellm = phase["codyn"]["p50"], phase["litellm"]["p50"]
+                phase["ratio_p50"] = codyn / litellm if codyn is not None and litellm else None
+            result["against_litellm"] = comparison
         return result
 
 

@@ -121,8 +121,19 @@ def bench_serve_command(
         ),
     ] = None,
     sdk: Annotated[
-        str, typer.Option(help="How the local models are called: litellm or openai.")
-    ] = "litellm",
+        str,
+        typer.Option(
+            help="How the proxy calls the local models: auto (their protocol, directly), "
+            "openai (the same) or litellm."
+        ),
+    ] = "auto",
+    against_litellm: Annotated[
+        str | None,
+        typer.Option(
+            help="The `litellm` command of an install with litellm[proxy]: measure LiteLLM's "
+            "own proxy in front of the same backend beside codyn."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Proxy overhead (end-to-end minus backend time) p50/p99 and sustained requests/s against
@@ -139,6 +150,7 @@ def bench_serve_command(
         max_tokens=max_tokens,
         restart_after_s=restart_backend_after,
         sdk=sdk,
+        against_litellm=against_litellm,
     )
     if as_json:
         print_json(result)
@@ -154,6 +166,15 @@ def bench_serve_command(
             f"{fmt(beyond['p50'], 2)} / p99 {fmt(beyond['p99'], 2)} ms; decision p50 "
             f"{fmt(r['decision_ms']['p50'], 3)} ms"
         )
+    for phase, label in (("sequential", "one at a time"), ("sustained", f"{concurrency} clients")):
+        if "against_litellm" in result:
+            r = result["against_litellm"][phase]
+            console.print(
+                f"against LiteLLM's proxy, {label} ({r['samples']} samples, time minus the "
+                f"direct call's): codyn p50 {fmt(r['codyn']['p50'], 2)} / p99 "
+                f"{fmt(r['codyn']['p99'], 2)} ms, LiteLLM p50 {fmt(r['litellm']['p50'], 2)} / "
+                f"p99 {fmt(r['litellm']['p99'], 2)} ms; ratio of p50s {fmt(r['ratio_p50'], 2)}"
+            )
     if "log_check" in result:
         check = result["log_check"]
         console.print(

@@ -1,12 +1,14 @@
-"""Calling catalog models through LiteLLM, and telling which failures the next model may fix.
+"""Calling catalog models, and telling which failures the next model may fix.
 
-OpenAI-compatible backends (``api_base``) get one pooled client each whose HTTP transport
-times the exchange with the backend, from sending the request to its last byte: the proxy's
-own overhead is end-to-end time minus that. Other backends are timed around the LiteLLM call.
-A model with ``sdk: openai`` is called through that client directly (not for streams).
-LiteLLM's exceptions subclass the openai package's, so one classification covers both paths:
-a failure the next model may fix (transport, timeout, outage, context overflow) falls back; a
-backend saying the request itself is wrong does not.
+An OpenAI-compatible backend (``api_base``, no LiteLLM model string) is called over OpenAI's
+HTTP protocol directly (`codyn.serve.wire`, one pooled aiohttp session); a model with a
+LiteLLM model string, or ``sdk: litellm``, through LiteLLM, on a pooled httpx client per
+``api_base``. Both time the exchange with the backend, from sending the request to its last
+byte: the proxy's own overhead is end-to-end time minus that. Backends without an ``api_base``
+are timed around the LiteLLM call. Both paths raise the openai package's exceptions (LiteLLM's
+subclass them), so one classification covers them: a failure the next model may fix
+(transport, timeout, outage, context overflow) falls back; a backend saying the request itself
+is wrong does not.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx
 import openai
 from openai import AsyncOpenAI
 
 from codyn.catalog import CatalogModel
 from codyn.serve.config import Config
+from codyn.serve.wire import CONTEXT_HINTS, OpenAIWire, WireStream
 
 # LiteLLM fetches a price list from the internet at import unless told not to; a proxy must
 # start offline, and prices come from the catalog anyway.
@@ -34,7 +38,6 @@ litellm.suppress_debug_info = True
 litellm.telemetry = False
 
 CLIENT_FAULTS = (openai.BadRequestError, openai.UnprocessableEntityError)
-CONTEXT_HINTS = ("context window", "context length", "context_length", "maximum context")
 REQUEST_FAULT_HINTS = (
     "validation error",
     "can only concatenate",
@@ -111,26 +114,31 @@ class _TimedTransport(httpx.AsyncHTTPTransport):
 
 
 class Backends:
-    """LiteLLM keyword arguments per catalog model, with pooled, timed clients."""
+    """Each catalog model's way in: spoken to directly (`OpenAIWire`), or through LiteLLM with
+    a pooled, timed HTTP client where it has an ``api_base``."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         register_prices(config)
-        self._clients = {
-            name: AsyncOpenAI(
-                base_url=model.api_base,
-                api_key=model.api_key() or "no-key",
-                max_retries=0,
-                http_client=httpx.AsyncClient(
-                    transport=_TimedTransport(),
-                    limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-                ),
-            )
-            for name, model in config.models.items()
-            if model.api_base is not None and model.litellm_model.startswith("openai/")
-        }
-        for client in self._clients.values():
-            _ = client.chat  # the SDK imports its resources on first use: now, not in a request
+        pooled = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        self._wire: dict[str, OpenAIWire] = {}
+        self._clients: dict[str, AsyncOpenAI] = {}
+        for name, model in config.models.items():
+            if model.api_base is None or not model.litellm_model.startswith("openai/"):
+                continue
+            if model.calls_directly:
+                self._wire[name] = OpenAIWire(model.api_base, model.api_key())
+            else:
+                self._clients[name] = AsyncOpenAI(
+                    base_url=model.api_base,
+                    api_key=model.api_key() or "no-key",
+                    max_retries=0,
+                    http_client=httpx.AsyncClient(transport=_TimedTransport(limits=pooled)),
+                )
+        self._session: aiohttp.ClientSession | None = None
+        """The direct backends' connection pool, made in the event loop on first use."""
+        for sdk_client in self._clients.values():
+            _ = sdk_client.chat  # the SDK imports its resources on first use: now, not in a request
 
     def kwargs(self, name: str, body: dict[str, Any], stream: bool) -> dict[str, Any]:
         """`call_kwargs` with the model's pooled, timed client where it has one."""
@@ -144,24 +152,38 @@ class Backends:
     async def acompletion(
         self, name: str, body: dict[str, Any], stream: bool, timer: BackendTimer
     ) -> Any:
-        """One call (no retries: the proxy's fallback is the retry)."""
+        """One call (no retries: the proxy's fallback is the retry): a response dict or
+        `WireStream` from a direct backend, LiteLLM's objects otherwise."""
         token = _TIMER.set(timer)
         start = time.perf_counter()
         try:
-            if not stream and self.config.models[name].sdk == "openai":
-                kwargs = {key: value for key, value in body.items() if key != "model"}
-                return await self._clients[name].chat.completions.create(
-                    model=name, timeout=self.config.timeout_s(name), **kwargs
-                )
+            wire = self._wire.get(name)
+            if wire is not None:
+                session, timeout_s = self._pool(), self.config.timeout_s(name)
+                sent = {**body, "model": name}
+                if stream:
+                    model = self.config.models[name].litellm_model
+                    return await wire.stream(session, name, sent, timeout_s, timer, model)
+                sent.pop("stream", None)
+                sent.pop("stream_options", None)
+                return await wire.complete(session, name, sent, timeout_s, timer)
             return await litellm.acompletion(**self.kwargs(name, body, stream))
         finally:
             _TIMER.reset(token)
             if timer.start is None:
                 timer.start, timer.end, timer.around_call = start, time.perf_counter(), True
 
+    def _pool(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=256)
+            self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
     async def aclose(self) -> None:
-        for client in self._clients.values():
-            await client.close()
+        for sdk_client in self._clients.values():
+            await sdk_client.close()
+        if self._session is not None:
+            await self._session.close()
 
 
 def register_prices(config: Config) -> None:
@@ -231,9 +253,14 @@ def _openai_shape(payload: dict[str, Any], model: str) -> dict[str, Any]:
     return payload
 
 
+def _as_dict(response: Any) -> dict[str, Any]:
+    """A backend's JSON as it came (direct), or LiteLLM's object dumped."""
+    return response if isinstance(response, dict) else response.model_dump(exclude_none=True)
+
+
 def response_payload(response: Any, model: str) -> dict[str, Any]:
     """A non-streamed answer as the OpenAI JSON body."""
-    return _openai_shape(response.model_dump(exclude_none=True), model)
+    return _openai_shape(_as_dict(response), model)
 
 
 def chunk_payload(
@@ -244,7 +271,7 @@ def chunk_payload(
     LiteLLM reports usage on a chunk with an empty delta; OpenAI sends it, only to clients
     that set ``stream_options.include_usage``, on a chunk with no choices.
     """
-    payload = _openai_shape(chunk.model_dump(exclude_none=True), model)
+    payload = _openai_shape(_as_dict(chunk), model)
     usage = payload.pop("usage", None)
     if usage is None:
         return payload, None
@@ -291,8 +318,10 @@ def error_status(exc: BaseException) -> int:
 
 
 def stream_usage_reported(response: Any) -> bool:
-    """Whether a finished LiteLLM stream's usage came from the backend: LiteLLM keeps the
-    backend's chunks, and counts tokens itself when none of them carried usage."""
+    """Whether a finished stream's usage came from the backend: a `WireStream` and LiteLLM
+    both count tokens themselves when no chunk carried usage (LiteLLM keeps the chunks)."""
+    if isinstance(response, WireStream):
+        return response.usage_reported
     return any(getattr(chunk, "usage", None) for chunk in getattr(response, "chunks", ()))
 
 

@@ -4,16 +4,20 @@ the client has its response, so that a SIGKILL of the proxy at any moment loses 
 A request appends a ``begin`` record once it is routed (a stream again once it streams) and
 an ``end`` record with its finished row. One writer thread writes whatever records are waiting
 with one ``write`` and one ``fdatasync`` (a group commit), then wakes the requests waiting on
-them: the proxy answers after its ``end`` record is durable, and sends a stream's headers after
-its ``begin`` is. Each process writes its own segment files, ``<pid>-<n>-<token>.jsonl``, and
-holds an ``flock`` on each until it exits. A segment whose every request's row is in the
-database is removed. At start-up, segments no live process holds are replayed into the
-database: an ``end`` as its row, a ``begin`` without one as status `INTERRUPTED`; inserts skip
-ids already there, so replaying twice writes nothing twice.
+them. Segments are allocated whole when created, so that a commit does not change the file's
+size (on ext4, growing a file makes its ``fdatasync`` wait for a metadata commit: p99 about
+11 ms here against 0.3 ms into allocated space); the unused tail reads as NUL bytes, which no
+record holds. The proxy answers after its ``end`` record is durable, and sends a stream's
+headers after its ``begin`` is. Each process writes its own segment files,
+``<pid>-<n>-<token>.jsonl``, and holds an ``flock`` on each until it exits. A segment whose
+every request's row is in the database is removed. At start-up, segments no live process
+holds are replayed into the database: an ``end`` as its row, a ``begin`` without one as status
+`INTERRUPTED`; inserts skip ids already there, so replaying twice writes nothing twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -23,7 +27,6 @@ import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import asdict
 from dataclasses import fields as fields_of
 from datetime import datetime
 from pathlib import Path
@@ -46,10 +49,12 @@ INTERRUPTED_ERROR = "interrupted: the proxy stopped before the request finished"
 class _Segment:
     """One journal file, locked by this process, and the requests whose rows it still holds."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, allocate: int) -> None:
         self.path = path
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with contextlib.suppress(OSError):  # a file system without it: commits grow the file
+            os.posix_fallocate(self.fd, 0, allocate)
         folder = os.open(path.parent, os.O_RDONLY)
         try:  # the new file's name survives a power cut too
             os.fsync(folder)
@@ -61,9 +66,15 @@ class _Segment:
     def append(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
-            view = view[os.write(self.fd, view) :]
+            written = os.pwrite(self.fd, view, self.size)
+            self.size += written
+            view = view[written:]
         os.fdatasync(self.fd)
-        self.size += len(data)
+
+    def keep(self) -> None:
+        """Close, cut to the records (the next start replays them)."""
+        os.ftruncate(self.fd, self.size)
+        os.close(self.fd)
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -72,7 +83,7 @@ class _Segment:
 
 def record(kind: str, row: DecisionRow) -> bytes:
     """One journal line: ``{"kind": "begin" | "end", "row": {...}}``."""
-    fields = asdict(row)
+    fields = row.field_values()
     fields["created_at"] = row.created_at.isoformat()
     return json.dumps({"kind": kind, "row": fields}, separators=(",", ":")).encode() + b"\n"
 
@@ -101,7 +112,7 @@ class Journal:
 
     def _new_segment(self) -> _Segment:
         self._count += 1
-        return _Segment(self.folder / f"{self._token}-{self._count}.jsonl")
+        return _Segment(self.folder / f"{self._token}-{self._count}.jsonl", self.segment_bytes)
 
     def append(self, kind: str, row: DecisionRow) -> Future[None]:
         """Queue a record; the future is done once it is on disk (or its write failed)."""
@@ -139,7 +150,7 @@ class Journal:
         with self._cond:
             for segment in self._segments:
                 if segment.pending:
-                    os.close(segment.fd)
+                    segment.keep()
                 else:
                     segment.remove()
             self._segments.clear()
@@ -207,14 +218,17 @@ def _lock_orphan(path: Path) -> int | None:
 def replayed_rows(paths: Iterable[Path]) -> list[DecisionRow]:
     """The rows in some segments: each request's ``end`` row, else its latest ``begin`` as
     `INTERRUPTED` (a request's records may span segments). A torn last line (the process
-    died mid-write) is skipped: no response waited on it."""
+    died mid-write) is skipped: no response waited on it; the records end at the segment's
+    first NUL byte (its allocated, unwritten tail)."""
     from codyn.serve.log import DecisionRow
 
     known = {f.name for f in fields_of(DecisionRow)}
     latest: dict[str, tuple[str, dict[str, Any]]] = {}
     for path in paths:
         with open(path, "rb") as fh:
-            for line in fh:
+            records = fh.read()
+            end = records.find(b"\0")
+            for line in (records if end < 0 else records[:end]).splitlines():
                 try:
                     entry = json.loads(line)
                     kind, fields = entry["kind"], entry["row"]

@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -181,14 +181,22 @@ class DecisionRow:
             for n, a in enumerate(self.attempts)
         ]
 
+    def field_values(self) -> dict[str, Any]:
+        """Every field by name, unconverted (`dataclasses.asdict` deep-copies them all, a
+        tenth of a millisecond a row on the request path)."""
+        return {name: getattr(self, name) for name in _ROW_FIELDS}
+
     def values(self) -> dict[str, Any]:
-        values = asdict(self)
+        values = self.field_values()
         values["predicted"] = None if self.predicted is None else json.dumps(self.predicted)
         values["attempts"] = json.dumps(self.attempts) if self.attempts else None
         values["fallback"] = self.fallback
         values["format_version"] = FORMAT_VERSION
         values["attempt_rows"] = self.attempt_rows()
         return values
+
+
+_ROW_FIELDS = tuple(f.name for f in fields(DecisionRow))
 
 
 def make_engine(url: str) -> Engine:

@@ -121,8 +121,13 @@ class Proxy:
     """Everything a proxy process holds: routes, keys, backends, decision log and metrics."""
 
     def __init__(self, config: Config) -> None:
+        from threadpoolctl import threadpool_limits
+
         self.config = config
         self.gateway = Gateway(config)
+        self._threads = threadpool_limits(limits=config.limits.decision_threads)
+        """`Limits.decision_threads`, set once the routers' libraries are loaded; restored
+        at `aclose`."""
         self.keys = Keys(config.keys)
         self.backends = Backends(config)
         self.log = DecisionLog(
@@ -144,6 +149,7 @@ class Proxy:
     async def aclose(self) -> int:
         """Close backends and drain the decision log; returns rows that could not be written."""
         await self.backends.aclose()
+        self._threads.restore_original_limits()
         return await asyncio.to_thread(self.log.close)
 
     def new_row(self, conversation: str | None) -> DecisionRow:
