@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# A test module that imports LiteLLM itself would otherwise have it fetch its price list from
+# the internet first (three tries, seconds each, offline); codyn's own imports set this too.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from codyn.cli.main import main
 

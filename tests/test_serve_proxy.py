@@ -377,7 +377,7 @@ def test_the_readme_serving_example_works(
     """The README's config (its ports pointed at the local backends, its router trained
     here) with the verify route added, and every model name the section shows."""
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("### `codyn serve") : text.index("### `codyn bench serve`")]
+    section = text[text.index("### `codyn serve") : text.index("### `codyn bench serve")]
     blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", section, re.S)]
     config, verified = blocks[0], blocks[-1]
     config["models"][WEAK]["api_base"] = llama[WEAK].api_base

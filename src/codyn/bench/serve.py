@@ -4,7 +4,8 @@ The proxy runs as its own process (uvicorn, as in production) so that the load g
 not share its interpreter. Proxy overhead per request is the client's end-to-end time minus
 the backend time the proxy measured on its HTTP transport (``x-codyn-backend-ms``: request
 sent to last byte received); minus the routing decision (``x-codyn-decision-ms``) as well, it
-is what the proxy costs beyond the decision itself. Two phases: ``n`` requests one at a time
+is what the proxy costs beyond the decision itself (the mean wait for the decision journal is
+read from the proxy's metrics). Two phases: ``n`` requests one at a time
 (overhead percentiles), then ``concurrency`` clients for ``duration_s`` (sustained requests/s).
 
 Without a config the bench is self-contained: it starts the two local llama.cpp backends, a
@@ -410,6 +411,7 @@ def bench_serve(
                 warmup, sequential, sustained = asyncio.run(
                     _run(base_url, api_key, route, n, concurrency, duration_s, max_tokens, restart)
                 )
+                journal = _journal_wait(base_url, api_key)
                 if against_litellm is not None:
                     with litellm_proxy(against_litellm, servers[WEAK], folder) as litellm_url:
                         bases = {
@@ -430,6 +432,7 @@ def bench_serve(
             "concurrency": concurrency,
             "sequential": sequential.report(),
             "sustained": sustained.report(),
+            "journal_wait": journal,
         }
         if servers:
             samples = warmup + sequential.samples + sustained.samples
@@ -444,6 +447,24 @@ def bench_serve(
                 phase["ratio_p50"] = codyn / litellm if codyn is not None and litellm else None
             result["against_litellm"] = comparison
         return result
+
+
+def _journal_wait(base_url: str, api_key: str | None) -> dict[str, float] | None:
+    """What responses waited for their journal records, from the proxy's metrics (the mean:
+    its histogram's buckets are too coarse for percentiles); None when ``/metrics`` is closed
+    to the key."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    response = httpx.get(f"{base_url}/metrics", headers=headers, timeout=10.0)
+    if response.status_code != 200:
+        return None
+    values = {}
+    for line in response.text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("codyn_journal_wait_seconds_sum", "codyn_journal_wait_seconds_count"):
+            values[name.rsplit("_", 1)[1]] = float(value)
+    count = values.get("count", 0.0)
+    mean = values.get("sum", 0.0) / count * 1000.0 if count else None
+    return {"waits": count, "mean_ms": mean}
 
 
 def _check_log(config: Path, samples: list[_Sample]) -> dict[str, int]:

@@ -175,6 +175,12 @@ def bench_serve_command(
                 f"{fmt(r['codyn']['p99'], 2)} ms, LiteLLM p50 {fmt(r['litellm']['p50'], 2)} / "
                 f"p99 {fmt(r['litellm']['p99'], 2)} ms; ratio of p50s {fmt(r['ratio_p50'], 2)}"
             )
+    wait = result["journal_wait"]
+    if wait is not None and wait["mean_ms"] is not None:
+        console.print(
+            f"decision journal: {wait['waits']:.0f} responses waited for their record, "
+            f"{wait['mean_ms']:.2f} ms on average"
+        )
     if "log_check" in result:
         check = result["log_check"]
         console.print(

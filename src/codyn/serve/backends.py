@@ -127,7 +127,7 @@ class Backends:
             if model.api_base is None or not model.litellm_model.startswith("openai/"):
                 continue
             if model.calls_directly:
-                self._wire[name] = OpenAIWire(model.api_base, model.api_key())
+                self._wire[name] = OpenAIWire(model, config.timeout_s(name), self._pool)
             else:
                 self._clients[name] = AsyncOpenAI(
                     base_url=model.api_base,
@@ -159,14 +159,7 @@ class Backends:
         try:
             wire = self._wire.get(name)
             if wire is not None:
-                session, timeout_s = self._pool(), self.config.timeout_s(name)
-                sent = {**body, "model": name}
-                if stream:
-                    model = self.config.models[name].litellm_model
-                    return await wire.stream(session, name, sent, timeout_s, timer, model)
-                sent.pop("stream", None)
-                sent.pop("stream_options", None)
-                return await wire.complete(session, name, sent, timeout_s, timer)
+                return await (wire.stream if stream else wire.complete)(body, timer)
             return await litellm.acompletion(**self.kwargs(name, body, stream))
         finally:
             _TIMER.reset(token)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -24,6 +24,7 @@ import httpx
 import openai
 
 if TYPE_CHECKING:
+    from codyn.catalog import CatalogModel
     from codyn.serve.backends import BackendTimer
 
 CONTEXT_HINTS = ("context window", "context length", "context_length", "maximum context")
@@ -68,53 +69,51 @@ def transport_error(exc: BaseException, request: httpx.Request) -> openai.APIErr
 
 
 class OpenAIWire:
-    """One backend's ``/chat/completions`` on the proxy's pooled aiohttp session."""
+    """One catalog model's ``/chat/completions`` at its ``api_base``, on the proxy's pooled
+    aiohttp session (``session``: made in the event loop on first use)."""
 
-    def __init__(self, api_base: str, api_key: str | None) -> None:
-        self.url = api_base.rstrip("/") + "/chat/completions"
+    def __init__(
+        self,
+        model: CatalogModel,
+        timeout_s: float,
+        session: Callable[[], aiohttp.ClientSession],
+    ) -> None:
+        assert model.api_base is not None
+        self.name, self.litellm_model, self.session = model.name, model.litellm_model, session
+        self.url = model.api_base.rstrip("/") + "/chat/completions"
         self.headers = {"content-type": "application/json", "accept": "application/json"}
+        api_key = model.api_key()
         if api_key:
             self.headers["authorization"] = f"Bearer {api_key}"
+        self.timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=timeout_s, sock_read=timeout_s
+        )
+        """Connecting and each read, as httpx's timeout bounds them, not a whole stream."""
         self.request = httpx.Request("POST", self.url)
         """What the openai package's exceptions name as the failed request."""
 
-    async def _send(
-        self,
-        session: aiohttp.ClientSession,
-        model: str,
-        body: dict[str, Any],
-        timeout_s: float,
-        timer: BackendTimer,
-    ) -> aiohttp.ClientResponse:
-        """The response, its body still to read; an error answer raised, read and released.
-        A timeout bounds connecting and each read, as httpx's does, not a whole stream."""
-        content = json.dumps(body, separators=(",", ":")).encode()
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
+    async def _send(self, body: dict[str, Any], timer: BackendTimer) -> aiohttp.ClientResponse:
+        """The response, its body still to read; an error answer raised, read and released."""
+        content = json.dumps({**body, "model": self.name}, separators=(",", ":")).encode()
         timer.start = time.perf_counter()
         try:
-            response = await session.post(
-                self.url, data=content, headers=self.headers, timeout=timeout
+            response = await self.session().post(
+                self.url, data=content, headers=self.headers, timeout=self.timeout
             )
             if response.status >= 400:
                 text = await response.text(errors="replace")
                 response.release()
                 timer.end = time.perf_counter()
-                raise status_error(response.status, text, self.request, model)
+                raise status_error(response.status, text, self.request, self.name)
         except TRANSPORT_ERRORS as exc:
             timer.end = time.perf_counter()
             raise transport_error(exc, self.request) from exc
         return response
 
-    async def complete(
-        self,
-        session: aiohttp.ClientSession,
-        model: str,
-        body: dict[str, Any],
-        timeout_s: float,
-        timer: BackendTimer,
-    ) -> dict[str, Any]:
+    async def complete(self, body: dict[str, Any], timer: BackendTimer) -> dict[str, Any]:
         """A non-streamed answer as the backend's JSON."""
-        response = await self._send(session, model, body, timeout_s, timer)
+        plain = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+        response = await self._send(plain, timer)
         try:
             content = await response.read()
         except TRANSPORT_ERRORS as exc:
@@ -129,20 +128,12 @@ class OpenAIWire:
                 message=f"the backend's answer is not JSON: {exc}", request=self.request
             ) from exc
 
-    async def stream(
-        self,
-        session: aiohttp.ClientSession,
-        model: str,
-        body: dict[str, Any],
-        timeout_s: float,
-        timer: BackendTimer,
-        litellm_model: str,
-    ) -> WireStream:
+    async def stream(self, body: dict[str, Any], timer: BackendTimer) -> WireStream:
         """A streamed answer, its usage asked for (``stream_options.include_usage``)."""
         options = {**(body.get("stream_options") or {}), "include_usage": True}
-        sent = {**body, "stream": True, "stream_options": options}
-        response = await self._send(session, model, sent, timeout_s, timer)
-        return WireStream(response, self.request, timer, body.get("messages") or [], litellm_model)
+        response = await self._send({**body, "stream": True, "stream_options": options}, timer)
+        messages = body.get("messages") or []
+        return WireStream(response, self.request, timer, messages, self.litellm_model)
 
 
 class WireStream:
