@@ -8,7 +8,7 @@ policy weighs for it, and whether the backend answered.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,21 +94,26 @@ def check_config(path: str | Path) -> CheckReport:
 
 def _probe_backends(config: Config, report: CheckReport) -> dict[str, bool]:
     """One ``max_tokens: 1`` request per catalog model, in parallel (each within its own
-    timeout); a failure is a problem naming the model and the endpoint."""
-    from codyn.serve.backends import call_kwargs, describe, litellm, register_prices
+    timeout), the way the proxy calls it (`Backends`: directly or through LiteLLM); a failure
+    is a problem naming the model and the endpoint."""
+    from codyn.serve.backends import Backends, BackendTimer, describe
 
-    register_prices(config)
+    async def probe_all() -> list[str | None]:
+        backends = Backends(config)
 
-    def probe(name: str) -> str | None:
+        async def probe(name: str) -> str | None:
+            try:
+                await backends.acompletion(name, dict(PROBE_BODY), False, BackendTimer())
+            except Exception as exc:  # any failure means the proxy could not use this backend
+                return describe(exc)
+            return None
+
         try:
-            litellm.completion(**call_kwargs(config, name, dict(PROBE_BODY), stream=False))
-        except Exception as exc:  # any failure means the proxy could not use this backend
-            return describe(exc)
-        return None
+            return await asyncio.gather(*(probe(name) for name in config.models))
+        finally:
+            await backends.aclose()
 
-    names = list(config.models)
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:
-        failures = dict(zip(names, pool.map(probe, names), strict=True))
+    failures = dict(zip(config.models, asyncio.run(probe_all()), strict=True))
     for name, failure in failures.items():
         if failure is not None:
             report.problems.append(
