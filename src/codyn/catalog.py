@@ -79,8 +79,7 @@ class CatalogModel(_Strict):
     @property
     def calls_directly(self) -> bool:
         """The proxy speaks OpenAI's protocol to ``api_base`` itself (``sdk``)."""
-        direct = self.api_base is not None and self.litellm is None
-        return self.sdk == "openai" or (self.sdk == "auto" and direct)
+        return self.sdk != "litellm" and self.api_base is not None and self.litellm is None
 
     @property
     def litellm_model(self) -> str:

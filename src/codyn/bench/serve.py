@@ -441,7 +441,6 @@ def bench_serve(
                 samples += [_Sample(True, 0.0, request_id=request_id) for request_id in ids]
             result["log_check"] = _check_log(config, samples)
         if comparison is not None:
-            comparison.pop("codyn_request_ids", None)
             for phase in comparison.values():
                 codyn, litellm = phase["codyn"]["p50"], phase["litellm"]["p50"]
                 phase["ratio_p50"] = codyn / litellm if codyn is not None and litellm else None
@@ -457,14 +456,17 @@ def _journal_wait(base_url: str, api_key: str | None) -> dict[str, float] | None
     response = httpx.get(f"{base_url}/metrics", headers=headers, timeout=10.0)
     if response.status_code != 200:
         return None
-    values = {}
-    for line in response.text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in ("codyn_journal_wait_seconds_sum", "codyn_journal_wait_seconds_count"):
-            values[name.rsplit("_", 1)[1]] = float(value)
-    count = values.get("count", 0.0)
-    mean = values.get("sum", 0.0) / count * 1000.0 if count else None
-    return {"waits": count, "mean_ms": mean}
+    from prometheus_client.parser import text_string_to_metric_families
+
+    values = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(response.text)
+        if family.name == "codyn_journal_wait_seconds"
+        for sample in family.samples
+    }
+    count = values.get("codyn_journal_wait_seconds_count", 0.0)
+    total = values.get("codyn_journal_wait_seconds_sum", 0.0)
+    return {"waits": count, "mean_ms": total / count * 1000.0 if count else None}
 
 
 def _check_log(config: Path, samples: list[_Sample]) -> dict[str, int]:

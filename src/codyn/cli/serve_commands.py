@@ -166,7 +166,6 @@ def bench_serve_command(
             f"{fmt(beyond['p50'], 2)} / p99 {fmt(beyond['p99'], 2)} ms; decision p50 "
             f"{fmt(r['decision_ms']['p50'], 3)} ms"
         )
-    for phase, label in (("sequential", "one at a time"), ("sustained", f"{concurrency} clients")):
         if "against_litellm" in result:
             r = result["against_litellm"][phase]
             console.print(
