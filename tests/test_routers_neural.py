@@ -248,6 +248,38 @@ def test_causal_lm_label_tokens_give_a_softmax_over_models(tmp_path: Path) -> No
     np.testing.assert_allclose(loaded.predict(texts), predicted, rtol=1e-4, atol=1e-6)
 
 
+def test_prefix_cache_gives_the_full_stack_output_for_left_padded_batches() -> None:
+    """The frozen blocks' states stored once without padding, re-padded in another order and
+    another batch, run through the top blocks: the same last hidden state as the whole stack
+    (rotary positions are relative), in float32 tolerance, for every split point."""
+    torch = pytest.importorskip("torch")
+    from codyn.routers.neural import PrefixCache, load_backbone
+
+    tokenizer, lm = load_backbone("smollm2", lm_head=True)
+    tokenizer.padding_side = "left"
+    lm.eval()
+    texts = ["short one", "write a function that sorts a list of numbers in python", "a middle"]
+
+    def encode(index: np.ndarray) -> tuple[object, object]:
+        batch = tokenizer([texts[i] for i in index], padding=True, return_tensors="pt")
+        return batch["input_ids"], batch["attention_mask"]
+
+    ids, mask = encode(np.arange(3))
+    with torch.no_grad():
+        whole = lm.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, -1]
+    n_blocks = len(lm.model.layers)
+    for start in (n_blocks - 2, n_blocks, 1):
+        cache = PrefixCache(lm.model, start)
+        cache.fill(np.arange(3), encode, 2, "test")
+        with torch.no_grad():
+            out, out_mask = cache.run(np.array([2, 0, 1]))
+        assert len(lm.model.layers) == n_blocks  # the stack is whole again
+        assert out_mask.sum().item() == mask.sum().item()
+        np.testing.assert_allclose(
+            out[:, -1].numpy(), whole[[2, 0, 1]].numpy(), rtol=1e-4, atol=1e-4
+        )
+
+
 def test_best_model_targets_split_ties() -> None:
     score = np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0], [np.nan, 0.5, 0.2], [np.nan] * 3])
     np.testing.assert_allclose(
@@ -278,12 +310,14 @@ def test_ranking_format_and_algorithm_1_rewards() -> None:
 
 
 def test_autoregressive_sft_learns_rankings_and_reports_invalid_outputs(tmp_path: Path) -> None:
-    router = AutoregressiveRouter(preset="tiny", epochs=3, seed=0).fit(make_data(32))
+    router = AutoregressiveRouter(preset="tiny", epochs=4, seed=0).fit(make_data(32))
     easy = "write a function that adds two numbers variant 77"
     hard = "implement a concurrent lock free skip list with range queries variant 77"
     answers = router._generate([easy, hard])
     assert all(is_valid_ranking(a, 3) for a in answers), answers
     assert router.invalid_rate_ == 0.0 and router.log_["method"] == "sft"
+    adapted = {k.split(".layers.")[1].split(".")[0] for k in router.weights_ if "lora" in k}
+    assert adapted == {str(i) for i in range(26, 30)}  # LoRA on the top four blocks alone
     predicted = router.predict([easy, hard])
     assert predicted[0, 0] > predicted[0, 2] and predicted[1, 2] > predicted[1, 0]
     assert router.outputs_seen == 2 and router.invalid_seen == 0

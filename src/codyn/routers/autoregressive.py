@@ -8,10 +8,13 @@ target with cross-entropy over the completion tokens; ``method="grpo"`` uses TRL
 ``GRPOTrainer`` (``generations`` completions per prompt, ``grpo_steps`` steps) with Algorithm 1's
 two rewards: ``format_reward`` (-5 for an output that is not
 a valid ranking) and ``position_reward`` (the target's best model ranked 1st, 2nd, 3rd by the
-output's first entry: 1, 0.5, 0.25, else 0). LoRA (PEFT) adapts the attention projections;
-only the adapter is saved. ``method="sft+grpo"`` runs GRPO after SFT: from the untuned
-SmolLM2 every sampled completion is an invalid ranking here, every reward -5, and GRPO's
-group-relative advantage is then zero, so GRPO alone learns nothing on a 135M backbone.
+output's first entry: 1, 0.5, 0.25, else 0). LoRA (PEFT) adapts the attention projections
+of the top ``lora_layers`` blocks (4 by default, so SFT runs the frozen blocks below once per
+prompt, `PrefixCache`, and an epoch costs the top blocks' share; ``-1``, as in
+``preset=paper``, adapts every block); only the adapter is saved. ``method="sft+grpo"``
+runs GRPO after SFT: from the untuned SmolLM2 every sampled completion is an invalid
+ranking here, every reward -5, and GRPO's group-relative advantage is then zero, so GRPO
+alone learns nothing on a 135M backbone.
 
 At inference the router decodes greedily and parses robustly (`parse_ranking`: the distinct
 model numbers in order of appearance); an output naming no model is invalid and predicts
@@ -34,6 +37,7 @@ from codyn.metrics.quality_cost import ranking_score
 from codyn.routers.embedding import FloatArray
 from codyn.routers.neural import (
     FineTunedRouter,
+    PrefixCache,
     load_backbone,
     pick_device,
     seed_all,
@@ -134,10 +138,11 @@ class AutoregressiveRouter(FineTunedRouter):
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "default": {},
-        "paper": {"epochs": 3, "lr": 2e-5, "batch_size": 4, "max_length": 2048},
-        "tiny": {"epochs": 2, "lr": 2e-3, "max_length": 64, "batch_size": 8, "grpo_steps": 4},
+        "paper": {"epochs": 3, "lr": 2e-5, "batch_size": 4, "max_length": 2048, "lora_layers": -1},
+        "tiny": {"epochs": 2, "lr": 5e-3, "max_length": 64, "batch_size": 8, "grpo_steps": 4},
     }
     DEFAULTS: ClassVar[dict[str, Any]] = {
+        "lora_layers": 4,
         "epochs": 3,
         "lr": 2e-4,
         "batch_size": 8,
@@ -152,6 +157,7 @@ class AutoregressiveRouter(FineTunedRouter):
         method: str = "sft",
         cost_weight: float = 0.0,
         lora_rank: int = 8,
+        lora_layers: int | None = None,
         generations: int = 4,
         epochs: int | None = None,
         lr: float | None = None,
@@ -168,6 +174,7 @@ class AutoregressiveRouter(FineTunedRouter):
         self.method = method
         self.cost_weight = cost_weight
         self.lora_rank = lora_rank
+        self.lora_layers = lora_layers
         self.generations = generations
         self.epochs = epochs
         self.lr = lr
@@ -192,10 +199,16 @@ class AutoregressiveRouter(FineTunedRouter):
         tokenizer, lm = load_backbone(self.backbone, lm_head=True)
         tokenizer.padding_side = "left"
         tokenizer.truncation_side = "left"
+        n_blocks = int(lm.config.num_hidden_layers)
+        adapted = int(settings["lora_layers"])
+        if adapted == 0 or adapted < -1:
+            raise CodynError(f"autoregressive: lora_layers must be -1 (all) or >= 1, got {adapted}")
+        top = range(max(n_blocks - adapted, 0), n_blocks) if adapted > 0 else range(n_blocks)
         config = LoraConfig(
             r=int(self.lora_rank),
             lora_alpha=2 * int(self.lora_rank),
             target_modules=["q_proj", "v_proj"],
+            layers_to_transform=list(top),
             lora_dropout=0.0,
             task_type="CAUSAL_LM",
         )
@@ -273,28 +286,45 @@ class AutoregressiveRouter(FineTunedRouter):
         tokenizer = net.tokenizer
         length = int(settings["max_length"])
         end = tokenizer.eos_token or ""
+        used = np.concatenate([rows, val_rows])
+        # the prompt (cut from the left to max_length) then the answer, learned alone
+        prompts = tokenizer(
+            [self._chat(net, texts[i]) for i in used], truncation=True, max_length=length
+        )["input_ids"]
+        answers = tokenizer([targets[i] + end for i in used], add_special_tokens=False)["input_ids"]
+        pairs = {int(r): (p, a) for r, p, a in zip(used, prompts, answers, strict=True)}
 
-        def loss_on(index: np.ndarray) -> Any:
-            # the prompt (cut from the left to max_length) then the answer, learned alone
-            prompts = tokenizer(
-                [self._chat(net, texts[i]) for i in index], truncation=True, max_length=length
-            )["input_ids"]
-            answers = tokenizer([targets[i] + end for i in index], add_special_tokens=False)[
-                "input_ids"
-            ]
-            width = max(len(p) + len(a) for p, a in zip(prompts, answers, strict=True))
-            pad = tokenizer.pad_token_id
-            ids = torch.full((len(index), width), pad, dtype=torch.long)
+        def batch(index: np.ndarray) -> tuple[Any, Any, Any]:
+            """Left-padded ids, mask and labels (-100 but on the answer) of ``index``."""
+            width = max(len(pairs[i][0]) + len(pairs[i][1]) for i in index)
+            ids = torch.full((len(index), width), tokenizer.pad_token_id, dtype=torch.long)
             labels = torch.full((len(index), width), -100, dtype=torch.long)
             mask = torch.zeros((len(index), width), dtype=torch.long)
-            for row, (p, a) in enumerate(zip(prompts, answers, strict=True)):
-                ids[row, : len(p) + len(a)] = torch.tensor(p + a)
-                labels[row, len(p) : len(p) + len(a)] = torch.tensor(a)
-                mask[row, : len(p) + len(a)] = 1
-            out = net(
-                input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)
+            for row, i in enumerate(index):
+                p, a = pairs[int(i)]
+                ids[row, width - len(p) - len(a) :] = torch.tensor(p + a)
+                labels[row, width - len(a) :] = torch.tensor(a)
+                mask[row, width - len(p) - len(a) :] = 1
+            return ids.to(device), mask.to(device), labels.to(device)
+
+        base = net.get_base_model()
+        decoder = base.model
+        adapted = int(settings["lora_layers"])
+        cache = None
+        if 0 < adapted < len(decoder.layers) and PrefixCache.fits(
+            used.size, length + completion_tokens(len(self.model_names_)), base.config.hidden_size
+        ):
+            cache = PrefixCache(decoder, len(decoder.layers) - adapted)
+            cache.fill(used, lambda index: batch(index)[:2], int(settings["batch_size"]), "sft")
+
+        def loss_on(index: np.ndarray) -> Any:
+            ids, mask, labels = batch(index)
+            if cache is None:
+                return net(input_ids=ids, attention_mask=mask, labels=labels).loss
+            logits = base.lm_head(cache.run(index)[0])
+            return torch.nn.functional.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1)
             )
-            return out.loss
 
         self._train_network(
             net, loss_on, rows, val_rows, settings, device, lambda _: float(settings["lr"])

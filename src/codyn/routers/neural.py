@@ -16,7 +16,8 @@ import os
 import sys
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -327,6 +328,97 @@ def load_backbone(backbone: str, *, lm_head: bool = False) -> tuple[Any, Any]:
         model.config.quantization_config = None
         model.is_quantized = False
     return tokenizer, model
+
+
+# The stored states' budget: past it a router trains on the whole stack every epoch.
+PREFIX_CACHE_BYTES = 4 << 30
+
+
+@contextmanager
+def _stack_part(decoder: Any, layers: Any, norm: bool) -> Iterator[None]:
+    """``decoder`` (a transformers decoder stack: ``layers``, ``norm``) running only
+    ``layers``, its final norm kept or left out, for the duration of the block."""
+    torch = torch_module()
+    full_layers, full_norm = decoder.layers, decoder.norm
+    decoder.layers = layers
+    if not norm:
+        decoder.norm = torch.nn.Identity()
+    try:
+        yield
+    finally:
+        decoder.layers, decoder.norm = full_layers, full_norm
+
+
+class PrefixCache:
+    """The hidden states entering a decoder's first trainable block, computed once per prompt.
+
+    When only the top blocks of a causal LM train (`causal_lm`'s ``train_layers``,
+    `autoregressive`'s ``lora_layers``), the frozen blocks below give the same output every
+    epoch: they run once without gradients (`fill`), and each step runs only the top blocks
+    on the stored states (`run`), so an epoch costs the top blocks' share of the model. Rotary
+    positions are relative, so a row's states do not depend on its padding; they are stored
+    without it and padded on the left again per batch.
+    """
+
+    def __init__(self, decoder: Any, start: int) -> None:
+        self.decoder = decoder
+        self.start = start
+        self.states: dict[int, Any] = {}
+
+    @staticmethod
+    def fits(n_rows: int, max_length: int, hidden_size: int) -> bool:
+        """Whether ``n_rows`` prompts of up to ``max_length`` tokens fit the budget."""
+        return n_rows * max_length * hidden_size * 4 <= PREFIX_CACHE_BYTES
+
+    def fill(
+        self,
+        rows: NDArray[np.int64],
+        encode: Callable[[NDArray[np.int64]], tuple[Any, Any]],
+        batch_size: int,
+        label: str,
+    ) -> None:
+        """Store the states of ``rows`` (``encode(rows)``: left-padded ids and mask)."""
+        torch = torch_module()
+        layers = self.decoder.layers
+        begin_time = time.perf_counter()
+        with torch.no_grad(), _stack_part(self.decoder, layers[: self.start], norm=False):
+            for begin in range(0, len(rows), batch_size):
+                batch = rows[begin : begin + batch_size]
+                ids, mask = encode(batch)
+                hidden = self.decoder(input_ids=ids, attention_mask=mask).last_hidden_state
+                for j, row in enumerate(batch):
+                    self.states[int(row)] = hidden[j][mask[j].bool()].clone()
+                _progress(f"{label} frozen blocks", 1, 1, begin + batch_size, len(rows), 0.0)
+        elapsed = time.perf_counter() - begin_time
+        prefix = "\r" if sys.stderr.isatty() else ""
+        sys.stderr.write(
+            f"{prefix}{label}: blocks 1-{self.start} of {len(layers)} run once on "
+            f"{len(rows)} prompts ({elapsed:.0f} s); each epoch runs the other "
+            f"{len(layers) - self.start}\n"
+        )
+        sys.stderr.flush()
+
+    def padded(self, rows: NDArray[np.int64]) -> tuple[Any, Any]:
+        """The stored states of ``rows``, left-padded with zeros, and their attention mask."""
+        torch = torch_module()
+        states = [self.states[int(r)] for r in rows]
+        width = max(s.shape[0] for s in states)
+        first = states[0]
+        hidden = first.new_zeros((len(states), width, first.shape[1]))
+        mask = torch.zeros((len(states), width), dtype=torch.long, device=first.device)
+        for j, s in enumerate(states):
+            hidden[j, width - s.shape[0] :] = s
+            mask[j, width - s.shape[0] :] = 1
+        return hidden, mask
+
+    def run(self, rows: NDArray[np.int64]) -> tuple[Any, Any]:
+        """The decoder's last hidden states for ``rows`` (left-padded) from the stored ones
+        through the top blocks and the final norm, with gradients; and the attention mask."""
+        hidden, mask = self.padded(rows)
+        top = self.decoder.layers[self.start :]
+        with _stack_part(self.decoder, top, norm=True):
+            out = self.decoder(inputs_embeds=hidden, attention_mask=mask).last_hidden_state
+        return out, mask
 
 
 def trainable_arrays(module: Any) -> dict[str, np.ndarray]:
