@@ -321,10 +321,11 @@ class AutoregressiveRouter(FineTunedRouter):
             ids, mask, labels = batch(index)
             if cache is None:
                 return net(input_ids=ids, attention_mask=mask, labels=labels).loss
-            logits = base.lm_head(cache.run(index)[0])
-            return torch.nn.functional.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1)
-            )
+            # the vocabulary's logits at the answer's positions alone (the loss reads no other)
+            targets = labels[:, 1:]
+            answer = targets != -100
+            logits = base.lm_head(cache.run(index)[0][:, :-1][answer])
+            return torch.nn.functional.cross_entropy(logits, targets[answer])
 
         self._train_network(
             net, loss_on, rows, val_rows, settings, device, lambda _: float(settings["lr"])
