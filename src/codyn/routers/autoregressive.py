@@ -308,13 +308,9 @@ class AutoregressiveRouter(FineTunedRouter):
             return ids.to(device), mask.to(device), labels.to(device)
 
         base = net.get_base_model()
-        decoder = base.model
-        adapted = int(settings["lora_layers"])
-        cache = None
-        if 0 < adapted < len(decoder.layers) and PrefixCache.fits(
-            used.size, length + completion_tokens(len(self.model_names_)), base.config.hidden_size
-        ):
-            cache = PrefixCache(decoder, len(decoder.layers) - adapted)
+        longest = length + completion_tokens(len(self.model_names_))
+        cache = PrefixCache.below(base.model, int(settings["lora_layers"]), used.size, longest)
+        if cache is not None:
             cache.fill(used, lambda index: batch(index)[:2], int(settings["batch_size"]), "sft")
 
         def loss_on(index: np.ndarray) -> Any:
@@ -324,7 +320,7 @@ class AutoregressiveRouter(FineTunedRouter):
             # the vocabulary's logits at the answer's positions alone (the loss reads no other)
             targets = labels[:, 1:]
             answer = targets != -100
-            logits = base.lm_head(cache.run(index)[0][:, :-1][answer])
+            logits = base.lm_head(cache.run(index)[:, :-1][answer])
             return torch.nn.functional.cross_entropy(logits, targets[answer])
 
         self._train_network(

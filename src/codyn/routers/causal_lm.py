@@ -188,24 +188,17 @@ class CausalLMRouter(FineTunedRouter):
         rows, val_rows = validation_split(usable.size, self.validation_share, self.seed)
         y = torch.from_numpy(targets.astype(np.float32)).to(device)
         length = int(settings["max_length"])
-        train_layers = int(settings["train_layers"])
 
         def encode(index: np.ndarray) -> tuple[Any, Any]:
             return self._encode(net, [texts[i] for i in index], length, device)
 
-        decoder = net.lm.model
-        cache = None
-        frozen = len(decoder.layers) - train_layers
-        if (
-            train_layers >= 0
-            and frozen > 0
-            and PrefixCache.fits(usable.size, length, net.lm.config.hidden_size)
-        ):
-            cache = PrefixCache(decoder, frozen)
+        trained = int(settings["train_layers"])
+        cache = PrefixCache.below(net.lm.model, trained, usable.size, length)
+        if cache is not None:
             cache.fill(usable, encode, int(settings["batch_size"]), self.family)
 
         def loss_on(index: np.ndarray) -> Any:
-            logits = net.head(cache.run(index)[0]) if cache else net(*encode(index))
+            logits = net.head(cache.run(index)) if cache else net(*encode(index))
             log_p = torch.log_softmax(logits, dim=1)
             return -(y[torch.from_numpy(index).to(device)] * log_p).sum(dim=1).mean()
 

@@ -365,10 +365,18 @@ class PrefixCache:
         self.start = start
         self.states: dict[int, Any] = {}
 
-    @staticmethod
-    def fits(n_rows: int, max_length: int, hidden_size: int) -> bool:
-        """Whether ``n_rows`` prompts of up to ``max_length`` tokens fit the budget."""
-        return n_rows * max_length * hidden_size * 4 <= PREFIX_CACHE_BYTES
+    @classmethod
+    def below(
+        cls, decoder: Any, trained_blocks: int, n_rows: int, max_length: int
+    ) -> PrefixCache | None:
+        """A cache for the blocks below the top ``trained_blocks`` (-1: every block trains),
+        or None where there is nothing frozen to skip or ``n_rows`` prompts of up to
+        ``max_length`` tokens would not fit the budget."""
+        frozen = len(decoder.layers) - trained_blocks
+        size = n_rows * max_length * int(decoder.config.hidden_size) * 4
+        if trained_blocks < 0 or frozen <= 0 or size > PREFIX_CACHE_BYTES:
+            return None
+        return cls(decoder, frozen)
 
     def fill(
         self,
@@ -411,14 +419,13 @@ class PrefixCache:
             mask[j, width - s.shape[0] :] = 1
         return hidden, mask
 
-    def run(self, rows: NDArray[np.int64]) -> tuple[Any, Any]:
-        """The decoder's last hidden states for ``rows`` (left-padded) from the stored ones
-        through the top blocks and the final norm, with gradients; and the attention mask."""
+    def run(self, rows: NDArray[np.int64]) -> Any:
+        """The decoder's last hidden states for ``rows`` (left-padded as `padded`) from the
+        stored ones through the top blocks and the final norm, with gradients."""
         hidden, mask = self.padded(rows)
         top = self.decoder.layers[self.start :]
         with _stack_part(self.decoder, top, norm=True):
-            out = self.decoder(inputs_embeds=hidden, attention_mask=mask).last_hidden_state
-        return out, mask
+            return self.decoder(inputs_embeds=hidden, attention_mask=mask).last_hidden_state
 
 
 def trainable_arrays(module: Any) -> dict[str, np.ndarray]:
