@@ -87,6 +87,9 @@ def test_bench_serve_measures_overhead_and_checks_the_log() -> None:
     assert sustained["requests"] == sustained["ok"] > 0 and sustained["requests_per_s"] > 0
     check = report["log_check"]
     assert check["missing_rows"] == check["duplicate_rows"] == check["unanswered"] == 0
+    for phase in report["paired"].values():  # by name, minus the direct call
+        assert phase["failed"] == 0 and phase["codyn"]["p50"] is not None
+        assert "litellm" not in phase and "ratio_p50" not in phase
     wait = report["journal_wait"]  # a response that finds its record on disk does not wait
     assert 0 < wait["waits"] <= check["requests"] and wait["mean_ms"] > 0
     assert check["rows"] == check["requests"] == check["answered_200"]

@@ -152,6 +152,23 @@ def test_segments_go_once_their_rows_are_in_the_database(tmp_path: Path) -> None
     assert not list(tmp_path.glob("*.jsonl"))
 
 
+def test_a_record_without_commit_goes_with_the_next_commit(tmp_path: Path) -> None:
+    """A request's first ``begin`` starts no fsync of its own: it is on disk with the next
+    record that commits (here its ``end``), and never on disk before a commit."""
+    journal = Journal(tmp_path)
+    journal.open()
+    row = DecisionRow(id="lazy", route="r", chosen="m")
+    begun = journal.append("begin", row, commit=False)
+    time.sleep(0.2)  # the writer is idle: nothing may write the record meanwhile
+    (segment,) = tmp_path.glob("*.jsonl")
+    assert not begun.done() and b'"id":"lazy"' not in segment.read_bytes()
+    journal.append("end", row).result()
+    assert begun.done()
+    records = segment.read_bytes().rstrip(b"\0").splitlines()
+    assert [r.split(b",")[0] for r in records] == [b'{"kind":"begin"', b'{"kind":"end"']
+    journal.close()
+
+
 def test_rows_a_stop_could_not_write_wait_in_the_journal(tmp_path: Path) -> None:
     log = DecisionLog(f"sqlite:///{tmp_path / 'absent' / 'log.db'}", journal=tmp_path / "j")
     log.start()

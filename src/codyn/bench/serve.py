@@ -7,6 +7,8 @@ sent to last byte received); minus the routing decision (``x-codyn-decision-ms``
 is what the proxy costs beyond the decision itself (the mean wait for the decision journal is
 read from the proxy's metrics). Two phases: ``n`` requests one at a time
 (overhead percentiles), then ``concurrency`` clients for ``duration_s`` (sustained requests/s).
+The load generator is aiohttp, the cheapest Python client here (`scripts/backend_call_overhead.py`),
+since what the client spends on a request counts in this method's overhead.
 
 Without a config the bench is self-contained: it starts the two local llama.cpp backends, a
 kNN router trained on the bundled demo data (two of its models stand in for the local ones)
@@ -14,12 +16,13 @@ and a SQLite decision log in a temporary folder. It can restart a backend halfwa
 sustained phase and then checks the decision log against the responses: every request answered
 and logged exactly once. Loopback only; bounded by ``n`` and ``duration_s``.
 
-With ``against_litellm`` (the ``litellm`` command of an install with ``litellm[proxy]``),
-LiteLLM's own proxy (no database) runs in front of the same weak backend, and both proxies are
-measured the same way, which needs no header: each sample sends one prompt to the backend
-directly, through codyn (the model by name: no routing decision) and through LiteLLM, in an
-order that rotates, and a proxy's overhead is its time minus the direct call's; one client,
-then ``concurrency`` clients at once. The prompt is always the same, so that the backend's
+The self-contained setup then measures the proxy a second way, which needs no header and
+subtracts the client's own work: each sample sends one prompt to the weak backend directly and
+through codyn (the model by name: no routing decision), in an order that rotates, and the
+proxy's overhead is its time minus the direct call's; one client, then ``concurrency`` clients
+at once. With ``against_litellm`` (the ``litellm`` command of an install with
+``litellm[proxy]``), LiteLLM's own proxy (no database) in front of the same backend is a third
+way in each sample, measured the same. The prompt is always the same, so that the backend's
 prompt cache makes its time short and steady (a new prompt costs SmolLM2 hundreds of
 milliseconds here, whose jitter would swamp a few milliseconds of overhead). With several
 clients the backend serves one request at a time, so each difference also holds a queueing
@@ -29,6 +32,7 @@ wait; their median stays centred, with a wider spread.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -37,11 +41,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import numpy as np
 import yaml
@@ -66,6 +71,7 @@ PROMPTS = [
 DEMO_STAND_INS = {WEAK: "mistral-7b-instruct-v0.3", STRONG: "llama-3.3-nemotron-super-49b-v1"}
 """Demo-data models whose real scores train the self-contained bench's router."""
 ROUTE = "codyn-bench"
+JSON = {"content-type": "application/json"}
 
 
 @dataclass
@@ -108,22 +114,44 @@ class _Phase:
         }
 
 
-async def _one(client: httpx.AsyncClient, route: str, prompt: str, max_tokens: int) -> _Sample:
-    body = {"model": route, "max_tokens": max_tokens, "temperature": 0,
+def _client(base_url: str, api_key: str | None, concurrency: int) -> aiohttp.ClientSession:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return aiohttp.ClientSession(
+        base_url=base_url,
+        headers=headers,
+        timeout=aiohttp.ClientTimeout(total=120.0),
+        connector=aiohttp.TCPConnector(limit=concurrency + 2),
+    )
+
+
+def _body(model: str, prompt: str, max_tokens: int) -> bytes:
+    body = {"model": model, "max_tokens": max_tokens, "temperature": 0,
             "messages": [{"role": "user", "content": prompt}]}  # fmt: skip
+    return json.dumps(body).encode()
+
+
+async def _post(client: aiohttp.ClientSession, body: bytes) -> tuple[int, dict[str, str]]:
+    """POST a chat completion and read its whole answer: the status and the headers."""
+    async with client.post("/v1/chat/completions", data=body, headers=JSON) as response:
+        await response.read()
+        return response.status, dict(response.headers)
+
+
+async def _one(client: aiohttp.ClientSession, route: str, prompt: str, max_tokens: int) -> _Sample:
+    body = _body(route, prompt, max_tokens)
     start = time.perf_counter()
     try:
-        response = await client.post("/v1/chat/completions", json=body)
-    except httpx.HTTPError:
+        status, headers = await _post(client, body)
+    except (TimeoutError, aiohttp.ClientError):
         return _Sample(False, (time.perf_counter() - start) * 1000.0)
     e2e = (time.perf_counter() - start) * 1000.0
-    headers = response.headers
+    headers = {k.lower(): v for k, v in headers.items()}
 
     def number(name: str) -> float | None:
         return float(headers[name]) if name in headers else None
 
     return _Sample(
-        response.status_code == 200,
+        status == 200,
         e2e,
         number("x-codyn-backend-ms"),
         number("x-codyn-decision-ms"),
@@ -141,11 +169,7 @@ async def _run(
     max_tokens: int,
     restart: tuple[float, LlamaServer] | None,
 ) -> tuple[list[_Sample], _Phase, _Phase]:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    limits = httpx.Limits(max_connections=concurrency + 2)
-    async with httpx.AsyncClient(
-        base_url=base_url, headers=headers, timeout=120.0, limits=limits
-    ) as client:
+    async with _client(base_url, api_key, concurrency) as client:
         warmup = [  # connections, caches, the backends' prompt caches
             await _one(client, route, prompt, max_tokens) for prompt in PROMPTS
         ]
@@ -306,25 +330,19 @@ async def _paired(
     """Each proxy's overhead as its end-to-end time minus the direct call's, per sample; ``n``
     samples one at a time, then ``concurrency`` clients for ``duration_s``."""
     names = list(bases)
-    limits = httpx.Limits(max_connections=concurrency + 2)
-    clients = {
-        name: httpx.AsyncClient(base_url=url, timeout=120.0, limits=limits)
-        for name, url in bases.items()
-    }
-
-    body = {"model": model, "max_tokens": max_tokens, "temperature": 0,
-            "messages": [{"role": "user", "content": PROMPTS[1]}]}  # fmt: skip
+    clients = {name: _client(url, None, concurrency) for name, url in bases.items()}
+    body = _body(model, PROMPTS[1], max_tokens)
     codyn_ids: list[str] = []
 
     async def sample(k: int) -> dict[str, float] | None:
         times = {}
         for name in names[k % len(names) :] + names[: k % len(names)]:
             start = time.perf_counter()
-            response = await clients[name].post("/v1/chat/completions", json=body)
+            status, headers = await _post(clients[name], body)
             times[name] = (time.perf_counter() - start) * 1000.0
-            if "x-codyn-request-id" in response.headers:
-                codyn_ids.append(response.headers["x-codyn-request-id"])
-            if response.status_code != 200:
+            if "x-codyn-request-id" in headers:
+                codyn_ids.append(headers["x-codyn-request-id"])
+            if status != 200:
                 return None
         return {name: times[name] - times["direct"] for name in names if name != "direct"}
 
@@ -355,7 +373,7 @@ async def _paired(
         await asyncio.gather(*(worker(k) for k in range(concurrency)))
     finally:
         for client in clients.values():
-            await client.aclose()
+            await client.close()
     return {
         "sequential": summary(sequential),
         "sustained": summary(sustained),
@@ -412,13 +430,14 @@ def bench_serve(
                     _run(base_url, api_key, route, n, concurrency, duration_s, max_tokens, restart)
                 )
                 journal = _journal_wait(base_url, api_key)
-                if against_litellm is not None:
-                    with litellm_proxy(against_litellm, servers[WEAK], folder) as litellm_url:
-                        bases = {
-                            "direct": servers[WEAK].api_base.removesuffix("/v1"),
-                            "codyn": base_url,
-                            "litellm": litellm_url,
-                        }
+                if servers:
+                    direct = servers[WEAK].api_base.removesuffix("/v1")
+                    bases = {"direct": direct, "codyn": base_url}
+                    with ExitStack() as stack:
+                        if against_litellm is not None:
+                            bases["litellm"] = stack.enter_context(
+                                litellm_proxy(against_litellm, servers[WEAK], folder)
+                            )
                         comparison = asyncio.run(
                             _paired(bases, WEAK, n, concurrency, duration_s, max_tokens)
                         )
@@ -442,9 +461,11 @@ def bench_serve(
             result["log_check"] = _check_log(config, samples)
         if comparison is not None:
             for phase in comparison.values():
-                codyn, litellm = phase["codyn"]["p50"], phase["litellm"]["p50"]
-                phase["ratio_p50"] = codyn / litellm if codyn is not None and litellm else None
-            result["against_litellm"] = comparison
+                if "litellm" in phase:
+                    codyn, litellm = phase["codyn"]["p50"], phase["litellm"]["p50"]
+                    ratio = codyn / litellm if codyn is not None and litellm else None
+                    phase["ratio_p50"] = ratio
+            result["paired"] = comparison
         return result
 
 

@@ -166,14 +166,18 @@ def bench_serve_command(
             f"{fmt(beyond['p50'], 2)} / p99 {fmt(beyond['p99'], 2)} ms; decision p50 "
             f"{fmt(r['decision_ms']['p50'], 3)} ms"
         )
-        if "against_litellm" in result:
-            r = result["against_litellm"][phase]
-            console.print(
-                f"against LiteLLM's proxy, {label} ({r['samples']} samples, time minus the "
-                f"direct call's): codyn p50 {fmt(r['codyn']['p50'], 2)} / p99 "
-                f"{fmt(r['codyn']['p99'], 2)} ms, LiteLLM p50 {fmt(r['litellm']['p50'], 2)} / "
-                f"p99 {fmt(r['litellm']['p99'], 2)} ms; ratio of p50s {fmt(r['ratio_p50'], 2)}"
+        if "paired" in result:
+            r = result["paired"][phase]
+            line = (
+                f"  by name, minus the direct call, {label} ({r['samples']} samples): codyn p50 "
+                f"{fmt(r['codyn']['p50'], 2)} / p99 {fmt(r['codyn']['p99'], 2)} ms"
             )
+            if "litellm" in r:
+                line += (
+                    f", LiteLLM's proxy p50 {fmt(r['litellm']['p50'], 2)} / p99 "
+                    f"{fmt(r['litellm']['p99'], 2)} ms; ratio of p50s {fmt(r['ratio_p50'], 2)}"
+                )
+            console.print(line)
     wait = result["journal_wait"]
     if wait is not None and wait["mean_ms"] is not None:
         console.print(

@@ -101,7 +101,6 @@ def create_app(config: Config | str | Path) -> FastAPI:
             return JSONResponse(exc.body(), status_code=exc.status, headers=challenge)
         return None
 
-    @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         row = proxy.new_row(request.headers.get(CONVERSATION_HEADER))
         try:
@@ -117,6 +116,10 @@ def create_app(config: Config | str | Path) -> FastAPI:
                 answer.events, media_type="text/event-stream", headers=answer.headers
             )
         return JSONResponse(answer.body, headers=answer.headers)
+
+    # A plain Starlette route: FastAPI's dependency solving, which this handler does not use,
+    # cost a tenth of the proxy's own time per request.
+    app.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
 
     @app.get("/v1/models")
     async def list_models(request: Request) -> Response:

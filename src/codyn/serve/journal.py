@@ -1,15 +1,19 @@
 """The decision log's journal: each request's row in a local append-only file, on disk before
 the client has its response, so that a SIGKILL of the proxy at any moment loses no row.
 
-A request appends a ``begin`` record once it is routed (a stream again once it streams) and
-an ``end`` record with its finished row. One writer thread writes whatever records are waiting
-with one ``write`` and one ``fdatasync`` (a group commit), then wakes the requests waiting on
-them. Segments are allocated whole when created, so that a commit does not change the file's
-size (on ext4, growing a file makes its ``fdatasync`` wait for a metadata commit: p99 about
-11 ms here against 0.3 ms into allocated space); the unused tail reads as NUL bytes, which no
-record holds. The proxy answers after its ``end`` record is durable, and sends a stream's
-headers after its ``begin`` is. Each process writes its own segment files,
-``<pid>-<n>-<token>.jsonl``, and holds an ``flock`` on each until it exits. A segment whose
+A request appends a ``begin`` record once it is routed and an ``end`` record with its
+finished row; a stream appends another ``begin`` before its headers go out. One writer thread
+writes whatever records are waiting with one ``write`` and one ``fdatasync`` (a group commit),
+then wakes the requests waiting on them. The first ``begin`` does not start a commit of its
+own: it goes with the next one (its own request's ``end``, another's, or its stream's second
+``begin``), since nothing has reached the client before then and a commit costs the event loop
+a thread wake-up and the disk an ``fdatasync``. Segments are allocated whole when created,
+so that a commit does not change the file's size (on ext4, growing a file makes its
+``fdatasync`` wait for a metadata commit: p99 about 11 ms here against 0.3 ms into allocated
+space); the unused tail reads as NUL bytes, which no record holds. The proxy answers after
+its ``end`` record is durable, and sends a stream's headers after its second ``begin`` is.
+Each process writes its own segment files, ``<pid>-<n>-<token>.jsonl``, and holds an
+``flock`` on each until it exits. A segment whose
 every request's row is in the database is removed. At start-up, segments no live process
 holds are replayed into the database: an ``end`` as its row, a ``begin`` without one as status
 `INTERRUPTED`; inserts skip ids already there, so replaying twice writes nothing twice.
@@ -114,15 +118,17 @@ class Journal:
         self._count += 1
         return _Segment(self.folder / f"{self._token}-{self._count}.jsonl", self.segment_bytes)
 
-    def append(self, kind: str, row: DecisionRow) -> Future[None]:
-        """Queue a record; the future is done once it is on disk (or its write failed)."""
+    def append(self, kind: str, row: DecisionRow, *, commit: bool = True) -> Future[None]:
+        """Queue a record; the future is done once it is on disk (or its write failed). With
+        ``commit=False`` the record waits for the next commit another record starts."""
         done: Future[None] = Future()
         with self._cond:
             if self._closing:
                 done.set_result(None)
                 return done
             self._queue.append((row.id, record(kind, row), done))
-            self._cond.notify()
+            if commit:
+                self._cond.notify()
         return done
 
     def written(self, ids: Iterable[str]) -> None:

@@ -297,12 +297,13 @@ class DecisionLog:
             self.journal.open()
         self._thread.start()
 
-    def begin(self, row: DecisionRow) -> Future[None]:
+    def begin(self, row: DecisionRow, *, commit: bool = True) -> Future[None]:
         """Journal a request under way: if the proxy dies before its `put`, the next start
-        logs it as interrupted. Done once on disk (at once without a journal)."""
+        logs it as interrupted. Done once on disk (at once without a journal); with
+        ``commit=False``, written with the next record that commits (`Journal.append`)."""
         if self.journal is None:
             return _done(None)
-        return self.journal.append("begin", row)
+        return self.journal.append("begin", row, commit=commit)
 
     def put(self, row: DecisionRow) -> Future[bool]:
         """Log a finished row: done once it is in the journal and queued for the database;

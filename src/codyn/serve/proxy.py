@@ -182,7 +182,7 @@ class Proxy:
             row.route, row.chosen, row.knob = decision.route, decision.chosen, decision.knob
             row.predicted, row.sticky = decision.predicted, decision.sticky
             row.decision_ms = decision.decision_ms
-            self.log.begin(row)
+            self.log.begin(row, commit=False)  # nothing reached the client yet
             route = self.gateway.routes.get(decision.route)
             tests = self._tests(route, parsed.extra, request)
             if route is not None and route.spec.verify is not None and not tests:
