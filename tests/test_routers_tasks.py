@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from codyn.bench.routers import bench_router
 from codyn.data.importers import read
 from codyn.data.routing import RoutingData
 from codyn.data.splits import load_split_file
@@ -160,26 +162,31 @@ def test_task_prior_beats_plain_knn_on_mixed_tasks(benchmarks: Path) -> None:
     assert centred > plain + 0.008
 
 
+class Slow:
+    """A featuriser worth caching that counts the texts it computes."""
+
+    name = "slow"
+    dim = 2
+    worth_caching = True
+
+    def __init__(self, calls: list[int]) -> None:
+        self.calls = calls
+
+    def transform(self, texts):  # type: ignore[no-untyped-def]
+        self.calls.append(len(texts))
+        return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+    def config(self):  # type: ignore[no-untyped-def]
+        return {"name": "slow"}
+
+    def state(self):  # type: ignore[no-untyped-def]
+        return {}
+
+
 def test_slow_featurisers_go_through_the_cache_for_batches(tmp_path, monkeypatch) -> None:
     calls: list[int] = []
-
-    class Slow:
-        name = "slow"
-        dim = 2
-        worth_caching = True
-
-        def transform(self, texts):  # type: ignore[no-untyped-def]
-            calls.append(len(texts))
-            return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
-
-        def config(self):  # type: ignore[no-untyped-def]
-            return {"name": "slow"}
-
-        def state(self):  # type: ignore[no-untyped-def]
-            return {}
-
     monkeypatch.setenv("CODYN_CACHE_DIR", str(tmp_path))
-    slow = Slow()
+    slow = Slow(calls)
     first = featurise(slow, ["ab", "abc", "ab"])
     again = featurise(slow, ["abc", "ab", "abcd"])
     np.testing.assert_array_equal(first[:, 0], [2, 3, 2])
@@ -191,3 +198,25 @@ def test_slow_featurisers_go_through_the_cache_for_batches(tmp_path, monkeypatch
     monkeypatch.setenv(CACHE_SWITCH, "off")
     featurise(slow, ["ab", "abc"])
     assert calls[-1] == 2
+
+
+def test_bench_route_times_the_featuriser_not_the_cache(tmp_path, monkeypatch) -> None:
+    """The batched pass repeats its prompts: through the cache it would time cache reads."""
+    calls: list[int] = []
+    slow = Slow(calls)
+
+    class Featurising:
+        model_names_ = ("a", "b")
+
+        def predict_with_difficulty(self, prompts):  # type: ignore[no-untyped-def]
+            return np.repeat(featurise(slow, prompts)[:, :1], 2, axis=1), None
+
+    monkeypatch.setenv("CODYN_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv(CACHE_SWITCH, raising=False)
+    texts = ["ab", "abc", "abcd", "x"]
+    result = bench_router(Featurising(), texts, n_warmup=0, n=8, batch_size=4)  # type: ignore[arg-type]
+    batched = [size for size in calls if size > 1]
+    assert batched and all(size == 4 for size in batched)  # every batch computed whole
+    assert result["throughput_per_s"] > 0
+    assert not (tmp_path / "embeddings.sqlite").exists()
+    assert CACHE_SWITCH not in os.environ  # switched back on afterwards

@@ -2,12 +2,16 @@
 
 One prompt at a time (featurising included) after a warm-up, for the p50 / p99 a user waits,
 and batched for the prompts per second a backfill or an evaluation gets. A decision is the
-router's prediction plus the policy's choice on it, through `codyn.policy.decide`.
+router's prediction plus the policy's choice on it, through `codyn.policy.decide`. The on-disk
+embedding cache is off meanwhile: the batched pass repeats its prompts, and would otherwise
+time cache reads instead of the featuriser.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -16,6 +20,7 @@ from numpy.typing import ArrayLike
 from codyn.bench.timing import time_calls
 from codyn.policy import Policy, UtilityPolicy, decide
 from codyn.routers.base import Router
+from codyn.routers.embedding import CACHE_SWITCH
 
 
 def bench_router(
@@ -38,4 +43,18 @@ def bench_router(
         predicted, difficulty = router.predict_with_difficulty(batch)
         decide(predicted, costs, rule.with_difficulty(difficulty), knob)
 
-    return time_calls(one_decision, texts, n_warmup, n, batch_size=batch_size)
+    with _embedding_cache_off():
+        return time_calls(one_decision, texts, n_warmup, n, batch_size=batch_size)
+
+
+@contextmanager
+def _embedding_cache_off() -> Iterator[None]:
+    before = os.environ.get(CACHE_SWITCH)
+    os.environ[CACHE_SWITCH] = "off"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[CACHE_SWITCH]
+        else:
+            os.environ[CACHE_SWITCH] = before
