@@ -131,10 +131,11 @@ def _body(model: str, prompt: str, max_tokens: int) -> bytes:
 
 
 async def _post(client: aiohttp.ClientSession, body: bytes) -> tuple[int, dict[str, str]]:
-    """POST a chat completion and read its whole answer: the status and the headers."""
+    """POST a chat completion and read its whole answer: the status and the headers (names
+    in lower case)."""
     async with client.post("/v1/chat/completions", data=body, headers=JSON) as response:
         await response.read()
-        return response.status, dict(response.headers)
+        return response.status, {k.lower(): v for k, v in response.headers.items()}
 
 
 async def _one(client: aiohttp.ClientSession, route: str, prompt: str, max_tokens: int) -> _Sample:
@@ -145,7 +146,6 @@ async def _one(client: aiohttp.ClientSession, route: str, prompt: str, max_token
     except (TimeoutError, aiohttp.ClientError):
         return _Sample(False, (time.perf_counter() - start) * 1000.0)
     e2e = (time.perf_counter() - start) * 1000.0
-    headers = {k.lower(): v for k, v in headers.items()}
 
     def number(name: str) -> float | None:
         return float(headers[name]) if name in headers else None
