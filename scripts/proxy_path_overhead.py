@@ -7,7 +7,8 @@ minus a direct call to the backend, in rotating order. Behind the README's overh
     python scripts/proxy_path_overhead.py [--n 1000]
 
 The backend is `backend_call_overhead.py`'s asyncio server in a child process; codyn logs to
-SQLite (its journal included) in a temporary folder; both proxies run under uvicorn.
+SQLite (its journal included) in a temporary folder; both proxies run under uvicorn
+(`codyn.bench.serve`'s process helpers).
 """
 
 from __future__ import annotations
@@ -112,23 +113,6 @@ async def in_process(config: Path, n: int) -> list[float]:
     return times
 
 
-def serve(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen:
-    import httpx
-
-    process = subprocess.Popen(
-        command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 60.0
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1.0)
-            return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit(f"{command} did not start")
-
-
 async def over_sockets(bases: dict[str, str], n: int) -> dict[str, list[float]]:
     """Each proxy's time minus the direct call's, per sample, in rotating order."""
     import aiohttp
@@ -162,14 +146,14 @@ def main() -> None:
     import uvloop
 
     from codyn.bench.local import free_port
+    from codyn.bench.serve import proxy_process, server_process
 
     folder = Path(tempfile.mkdtemp(prefix="codyn-path-"))
     port = free_port()
     server = [sys.executable, "-c", SERVER, str(port), json.dumps(ANSWER)]
-    children = [subprocess.Popen(server, stdout=subprocess.PIPE, text=True)]
+    child = subprocess.Popen(server, stdout=subprocess.PIPE, text=True)
     try:
-        assert children[0].stdout is not None
-        assert children[0].stdout.readline().strip() == "ready"
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
         backend = f"http://127.0.0.1:{port}/v1"
         config = folder / "codyn.yaml"
         models = {"m": {"api_base": backend, "price_in": 0.1, "price_out": 0.2}}
@@ -178,34 +162,22 @@ def main() -> None:
         print(f"in-process (ASGI)      {percentiles(uvloop.run(in_process(config, args.n)))}")
 
         (folder / "relay.py").write_text(RELAY)
-        uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1",
-                   "--log-level", "warning", "--no-access-log"]  # fmt: skip
-        codyn_port, relay_port = free_port(), free_port()
-        children.append(
-            serve(
-                [*uvicorn, "--factory", "codyn.serve.app:app_from_env", "--port", str(codyn_port)],
-                {"CODYN_CONFIG": str(config)},
-                codyn_port,
-            )
-        )
-        children.append(
-            serve(
-                [*uvicorn, "--app-dir", str(folder), "relay:app", "--port", str(relay_port)],
-                {"RELAY_BACKEND": backend},
-                relay_port,
-            )
-        )
-        bases = {
-            "direct": f"http://127.0.0.1:{port}",
-            "codyn": f"http://127.0.0.1:{codyn_port}",
-            "relay": f"http://127.0.0.1:{relay_port}",
-        }
-        for name, times in asyncio.run(over_sockets(bases, args.n)).items():
-            print(f"{name + ' minus direct':22s} {percentiles(times)}")
+        relay_port = free_port()
+        relay = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port",
+                 str(relay_port), "--log-level", "warning", "--no-access-log",
+                 "--app-dir", str(folder), "relay:app"]  # fmt: skip
+        relay_url = f"http://127.0.0.1:{relay_port}"
+        env = {**os.environ, "RELAY_BACKEND": backend}
+        with (
+            proxy_process(config) as codyn_url,
+            server_process(relay, env, f"{relay_url}/healthz", None, "the relay"),
+        ):
+            bases = {"direct": f"http://127.0.0.1:{port}", "codyn": codyn_url, "relay": relay_url}
+            for name, times in asyncio.run(over_sockets(bases, args.n)).items():
+                print(f"{name + ' minus direct':22s} {percentiles(times)}")
     finally:
-        for child in children:
-            child.terminate()
-            child.wait(timeout=30)
+        child.terminate()
+        child.wait(timeout=30)
 
 
 if __name__ == "__main__":

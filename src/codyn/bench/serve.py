@@ -246,7 +246,7 @@ def _write_config(folder: Path, servers: dict[str, LlamaServer], sdk: str) -> Pa
 
 
 @contextmanager
-def _server_process(
+def server_process(
     command: list[str], env: dict[str, str], health_url: str, log: Path | None, what: str
 ) -> Iterator[None]:
     """A server child process, ready once ``health_url`` answers 200; stopped with SIGTERM (a
@@ -286,7 +286,7 @@ def proxy_process(config: Path, log: Path | None = None) -> Iterator[str]:
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
-    with _server_process(command, env, f"{base_url}/healthz", log, "the proxy"):
+    with server_process(command, env, f"{base_url}/healthz", log, "the proxy"):
         yield base_url
 
 
@@ -320,7 +320,7 @@ def litellm_proxy(executable: str, server: LlamaServer, folder: Path) -> Iterato
                "--num_workers", "1"]  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
     health = f"{base_url}/health/liveliness"
-    with _server_process(command, env, health, folder / "litellm.log", "LiteLLM's proxy"):
+    with server_process(command, env, health, folder / "litellm.log", "LiteLLM's proxy"):
         yield base_url
 
 

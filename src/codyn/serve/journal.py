@@ -13,10 +13,10 @@ so that a commit does not change the file's size (on ext4, growing a file makes 
 space); the unused tail reads as NUL bytes, which no record holds. The proxy answers after
 its ``end`` record is durable, and sends a stream's headers after its second ``begin`` is.
 Each process writes its own segment files, ``<pid>-<n>-<token>.jsonl``, and holds an
-``flock`` on each until it exits. A segment whose
-every request's row is in the database is removed. At start-up, segments no live process
-holds are replayed into the database: an ``end`` as its row, a ``begin`` without one as status
-`INTERRUPTED`; inserts skip ids already there, so replaying twice writes nothing twice.
+``flock`` on each until it exits. A segment whose every request's row is in the database is
+removed. At start-up, segments no live process holds are replayed into the database: an
+``end`` as its row, a ``begin`` without one as status `INTERRUPTED`; inserts skip ids already
+there, so replaying twice writes nothing twice.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class Journal:
 
     def append(self, kind: str, row: DecisionRow, *, commit: bool = True) -> Future[None]:
         """Queue a record; the future is done once it is on disk (or its write failed). With
-        ``commit=False`` the record waits for the next commit another record starts."""
+        ``commit=False`` it starts no commit of its own and is written with the next one."""
         done: Future[None] = Future()
         with self._cond:
             if self._closing:
