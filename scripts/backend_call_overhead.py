@@ -16,6 +16,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 ANSWER = {
     "id": "x", "object": "chat.completion", "created": 1, "model": "m",
@@ -111,14 +113,21 @@ def main() -> None:
     from codyn.bench.local import free_port
 
     port = free_port()
+    with instant_server(port):
+        for name, (p50, p99) in asyncio.run(measure(port, args.n)).items():
+            print(f"{name:22s} p50 {p50:6.3f} ms   p99 {p99:6.3f} ms")
+
+
+@contextmanager
+def instant_server(port: int) -> Iterator[None]:
+    """`SERVER` on loopback ``port`` in a child process, ready, terminated at the end."""
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(port), json.dumps(ANSWER)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-        for name, (p50, p99) in asyncio.run(measure(port, args.n)).items():
-            print(f"{name:22s} p50 {p50:6.3f} ms   p99 {p99:6.3f} ms")
+        yield
     finally:
         server.terminate()
         server.wait(timeout=10)

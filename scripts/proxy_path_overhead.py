@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from backend_call_overhead import ANSWER, SERVER
+from backend_call_overhead import instant_server
 
 RELAY = """
 import os, aiohttp
@@ -150,10 +149,7 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="codyn-path-"))
     port = free_port()
-    server = [sys.executable, "-c", SERVER, str(port), json.dumps(ANSWER)]
-    child = subprocess.Popen(server, stdout=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    with instant_server(port):
         backend = f"http://127.0.0.1:{port}/v1"
         config = folder / "codyn.yaml"
         models = {"m": {"api_base": backend, "price_in": 0.1, "price_out": 0.2}}
@@ -175,9 +171,6 @@ def main() -> None:
             bases = {"direct": f"http://127.0.0.1:{port}", "codyn": codyn_url, "relay": relay_url}
             for name, times in asyncio.run(over_sockets(bases, args.n)).items():
                 print(f"{name + ' minus direct':22s} {percentiles(times)}")
-    finally:
-        child.terminate()
-        child.wait(timeout=30)
 
 
 if __name__ == "__main__":
